@@ -51,9 +51,7 @@ CATEGORY_PRICE = np.array([1.0, 0.8, 1.1, 0.7, 2.5, 2.0, 6.0, 5.0, 2.0, 0.6])
 CATEGORY_ONLINE = np.array([0.05, 0.1, 0.02, 0.1, 0.6, 0.35, 0.6, 0.5, 0.7, 1.0])
 RISKY_CATEGORIES = np.array([6, 7, 8, 9])  # travel, electronics, gift cards, gaming
 # Share of payments by hour of day for legitimate spend: quiet nights, busy evenings.
-HOUR_WEIGHTS = np.array(
-    [1, 0.5, 0.3, 0.2, 0.2, 0.4, 1, 2, 3.5, 4.5, 5, 5.5, 6.5, 6, 5.5, 5.5, 6, 6.5, 7, 6.5, 5, 4, 3, 2]
-)
+HOUR_WEIGHTS = np.array([1, 0.5, 0.3, 0.2, 0.2, 0.4, 1, 2, 3.5, 4.5, 5, 5.5, 6.5, 6, 5.5, 5.5, 6, 6.5, 7, 6.5, 5, 4, 3, 2])
 HOUR_WEIGHTS = HOUR_WEIGHTS / HOUR_WEIGHTS.sum()
 
 FRAUD_SHARE = 0.012  # share of payments that are fraudulent
@@ -305,4 +303,3 @@ def _write_by_month(transactions: dict[str, np.ndarray], folder: Path, chunk: in
         part = folder / f"month={value}"
         part.mkdir(exist_ok=True)
         pq.write_table(table.take(rows), part / f"part-{chunk:05d}.parquet", row_group_size=256_000)
-

@@ -1,0 +1,94 @@
+"""``python -m autograder``: export, release, grade and generate data from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    export = commands.add_parser("export", help="write a notebook's #| export cells into the learner package")
+    export.add_argument("notebook", type=Path)
+    export.add_argument("--to", type=Path, default=Path("."), help="folder that receives cardfraud/ (default: here)")
+
+    release = commands.add_parser("release", help="regenerate exercises/ from solutions/ with nbgrader")
+    release.add_argument("--check", action="store_true", help="only report whether exercises/ is stale")
+
+    grade = commands.add_parser("grade", help="grade a notebook, a learner's folder or an nbgrader submitted/ tree")
+    grade.add_argument("path", type=Path)
+    grade.add_argument("--json", type=Path, help="write Gradescope-style results here")
+    grade.add_argument("--csv", type=Path, help="write the class sheet here")
+    grade.add_argument("--timeout", type=float, default=600, help="seconds per notebook (default 600)")
+    grade.add_argument("--test-timeout", type=float, default=60, help="seconds per test (default 60)")
+    grade.add_argument("--hidden-tests", type=Path, help="folder of hidden tests (default: the package's own)")
+
+    data = commands.add_parser("data", help="generate the case-study warehouse as Parquet")
+    data.add_argument("out", type=Path)
+    data.add_argument("--rows", type=int, default=20_000, help="number of transactions (default 20,000)")
+    data.add_argument("--seed", type=int, default=0)
+
+    args = parser.parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except (FileNotFoundError, FileExistsError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _export(args) -> int:
+    from autograder.export import ExportError, export_notebook
+
+    try:
+        print(export_notebook(args.notebook, args.to))
+    except ExportError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _release(args) -> int:
+    from autograder.release import release, stale_files
+
+    if not args.check:
+        release()
+        print("exercises/ regenerated from solutions/")
+        return 0
+    stale = stale_files()
+    if stale:
+        print("exercises/ is stale; run `python -m autograder release` and commit the result:")
+        print("\n".join(f"  {name}" for name in stale))
+        return 1
+    print("exercises/ matches a fresh release of solutions/")
+    return 0
+
+
+def _grade(args) -> int:
+    from autograder.course import hidden_tests_dir
+    from autograder.grade import grade
+    from autograder.results import format_table, write_csv, write_json
+
+    results = grade(args.path, hidden_tests_dir(args.hidden_tests), args.timeout, args.test_timeout)
+    print(format_table(results))
+    if args.json:
+        write_json(results, args.json)
+    if args.csv:
+        write_csv(results, args.csv)
+    return 0
+
+
+def _data(args) -> int:
+    from autograder.datasets import generate_warehouse
+
+    warehouse = generate_warehouse(args.out, n_transactions=args.rows, seed=args.seed)
+    print(f"wrote {warehouse.n_transactions:,} transactions to {warehouse.root}")
+    return 0
+
+
+COMMANDS = {"export": _export, "release": _release, "grade": _grade, "data": _data}
+
+if __name__ == "__main__":
+    sys.exit(main())

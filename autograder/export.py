@@ -1,0 +1,73 @@
+"""Export: a notebook's ``#| export`` cells become a module of the learner package.
+
+The notebook names its module with nbdev's ``#| default_exp <module>``; the cells
+marked ``#| export`` are written, in order, to ``<to>/cardfraud/<module>.py`` by
+nbdev's own ``nb_export``, so what learners read about nbdev is exactly what runs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import nbformat
+
+from autograder.course import PACKAGE
+
+DEFAULT_EXP = re.compile(r"^#\|\s*default_exp\s+(\S+)", re.MULTILINE)
+EXPORT = re.compile(r"^#\|\s*export\s*$", re.MULTILINE)
+
+
+class ExportError(Exception):
+    """A notebook that cannot be turned into a module; the message says why and where."""
+
+
+def read_notebook(path: Path) -> nbformat.NotebookNode:
+    """Read a notebook, or explain in one sentence why it is not a usable notebook."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ExportError(f"{path.name} is not a text file (not UTF-8): is it really a notebook?") from None
+    if not text.strip():
+        raise ExportError(f"{path.name} is empty: the notebook was not saved, or the upload failed")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise ExportError(
+            f"{path.name} is not valid notebook JSON (line {e.lineno}: {e.msg}): was it edited outside Jupyter?"
+        ) from None
+    if not isinstance(data, dict) or "cells" not in data:
+        raise ExportError(f"{path.name} is JSON but not a notebook (it has no cells)")
+    try:
+        return nbformat.reads(text, as_version=4)
+    except Exception as e:  # nbformat raises several kinds of errors for malformed notebooks
+        raise ExportError(f"{path.name} is not a valid notebook: {e}") from None
+
+
+def module_name(notebook: nbformat.NotebookNode, path: Path) -> str:
+    """The module that a notebook exports to, from its ``#| default_exp`` cell."""
+    for cell in notebook.cells:
+        if cell.cell_type == "code" and (match := DEFAULT_EXP.search(cell.source)):
+            return match.group(1)
+    raise ExportError(f"{Path(path).name} has no `#| default_exp <module>` cell: restore the notebook's first code cell")
+
+
+def export_notebook(path: str | Path, to: str | Path = ".") -> Path:
+    """Write the notebook's exported cells to ``<to>/cardfraud/<module>.py`` and return that path."""
+    from nbdev.export import nb_export
+
+    path, package = Path(path), Path(to) / PACKAGE
+    notebook = read_notebook(path)
+    module = module_name(notebook, path)
+    if not any(c.cell_type == "code" and EXPORT.search(c.source) for c in notebook.cells):
+        raise ExportError(f"{path.name} has no `#| export` cells: nothing to grade (were they deleted?)")
+    package.mkdir(parents=True, exist_ok=True)
+    (package / "__init__.py").touch()
+    target = package / (module.replace(".", "/") + ".py")
+    target.unlink(missing_ok=True)  # nbdev appends to a module that exists; start fresh
+    nb_export(str(path), lib_path=str(package), solo_nb=True)
+    if not target.exists():
+        raise ExportError(f"exporting {path.name} wrote no module {target.name}")
+    return target

@@ -1,0 +1,116 @@
+"""Grade: submissions in, points per hidden test out; one bad submission never stops a batch.
+
+A submission is one learner's work on one assignment (a chapter folder of notebooks).
+PATH may be a single notebook, a learner's folder, or an nbgrader ``submitted/`` tree::
+
+    exercises/data_infrastructure/warehouse_queries.ipynb    one notebook
+    exercises/data_infrastructure/                           one learner, one chapter
+    exercises/                                               one learner, every chapter
+    submitted/<student>/<assignment>/<notebook>.ipynb        a class
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from autograder.course import exercises_of, hidden_test_file
+from autograder.export import ExportError, export_notebook
+from autograder.pytest_plugin import DEFAULT_TEST_TIMEOUT
+from autograder.results import GradedTest, SubmissionResult
+from autograder.runner import run_in_subprocess
+
+
+@dataclass
+class Submission:
+    student: str
+    assignment: str
+    notebooks: dict[str, Path] = field(default_factory=dict)  # exercise name -> notebook
+
+
+def discover(path: Path) -> list[Submission]:
+    """Every (student, assignment) under ``path``, with its notebooks by exercise name."""
+    path = Path(path)
+    if path.is_file():
+        if path.suffix != ".ipynb":
+            raise ValueError(f"{path} is not a notebook (.ipynb)")
+        notebooks = [path]
+        base = path.parent
+    elif path.is_dir():
+        notebooks = sorted(p for p in path.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+        base = path
+    else:
+        raise FileNotFoundError(f"{path} does not exist")
+    if not notebooks:
+        raise FileNotFoundError(f"no notebooks (.ipynb) found under {path}")
+    found: dict[tuple[str, str], Submission] = {}
+    for notebook in notebooks:
+        student, assignment = _owner(notebook, base, path.is_file())
+        submission = found.setdefault((student, assignment), Submission(student, assignment))
+        submission.notebooks[notebook.stem] = notebook
+    return list(found.values())
+
+
+def _owner(notebook: Path, base: Path, single_file: bool) -> tuple[str, str]:
+    """(student, assignment) from where a notebook sits: .../<student>/<assignment>/<notebook>."""
+    if single_file:
+        return notebook.parent.parent.name or "learner", notebook.parent.name
+    parts = notebook.relative_to(base).parts
+    if len(parts) == 1:
+        return base.parent.name or "learner", base.name
+    if len(parts) == 2:
+        return base.name, parts[0]
+    return "/".join(parts[:-2]), parts[-2]
+
+
+def grade_submission(
+    submission: Submission,
+    hidden_dir: Path,
+    timeout: float = 600,
+    test_timeout: float = DEFAULT_TEST_TIMEOUT,
+) -> SubmissionResult:
+    """Grade every exercise of the submission's chapter; missing notebooks score zero."""
+    result = SubmissionResult(submission.student, submission.assignment)
+    expected = exercises_of(submission.assignment, hidden_dir)
+    if not expected:
+        result.messages.append(
+            f"no hidden tests for an assignment named {submission.assignment!r}: is this folder from this course?"
+        )
+    for exercise in sorted(set(submission.notebooks) - set(expected)):
+        if expected:
+            result.messages.append(f"{exercise}.ipynb is not an exercise of {submission.assignment}; it was not graded")
+    for exercise in expected:
+        notebook = submission.notebooks.get(exercise)
+        test_file = hidden_test_file(submission.assignment, exercise, hidden_dir)
+        tests, problem = _grade_notebook(notebook, exercise, test_file, timeout, test_timeout)
+        if problem:
+            result.messages.append(f"{exercise}: {problem}")
+        result.tests.extend(tests)
+    return result
+
+
+def _grade_notebook(
+    notebook: Path | None, exercise: str, test_file: Path, timeout: float, test_timeout: float
+) -> tuple[list[GradedTest], str | None]:
+    with tempfile.TemporaryDirectory(prefix="autograder-export-") as package_root:
+        module, load_error = None, None
+        if notebook is None:
+            load_error = f"{exercise}.ipynb was not submitted"
+        else:
+            try:
+                exported = export_notebook(notebook, package_root)
+                module = ".".join(exported.relative_to(package_root).with_suffix("").parts)
+            except ExportError as e:
+                load_error = str(e)
+        tests, problem = run_in_subprocess(test_file, Path(package_root), module, load_error, timeout, test_timeout)
+    for test in tests:
+        test.notebook = exercise
+    return tests, problem or load_error
+
+
+def grade(
+    path: Path, hidden_dir: Path, timeout: float = 600, test_timeout: float = DEFAULT_TEST_TIMEOUT
+) -> list[SubmissionResult]:
+    """Grade everything under ``path``."""
+    return [grade_submission(s, hidden_dir, timeout, test_timeout) for s in discover(path)]

@@ -1,0 +1,18 @@
+"""Fixtures shared by the data-infrastructure chapter's hidden tests."""
+
+import pytest
+
+from autograder.datasets import generate_warehouse
+from autograder.testing import warehouse_connection
+
+
+@pytest.fixture(scope="session")
+def warehouse(tmp_path_factory):
+    # Not the notebook's seed or size, so an answer tuned to the notebook's data fails here.
+    return generate_warehouse(tmp_path_factory.mktemp("warehouse") / "w", n_transactions=12_000, seed=7)
+
+
+@pytest.fixture
+def con(warehouse):
+    """A connection made by the tests, so parts after the first do not depend on it."""
+    return warehouse_connection(warehouse)

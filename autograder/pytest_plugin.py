@@ -1,0 +1,256 @@
+"""The pytest plugin that turns hidden tests into points.
+
+A hidden test is an ordinary pytest function with one marker and one fixture::
+
+    @pytest.mark.graded("open_warehouse", points=2, visible=True)
+    def test_exposes_views(learner, warehouse):
+        "Exposes the four tables as views."
+        ...
+
+``learner`` is the learner's code: the exported module when ``python -m autograder
+grade`` runs the tests in a subprocess, or the notebook's namespace when a self-check
+or nbgrader runs them inside the kernel. Both graders go through this one plugin, so a
+test earns the same points in either.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import signal
+import sys
+import threading
+import traceback
+from collections.abc import Callable
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from autograder.results import FAILED, NOT_ATTEMPTED, PASSED, GradedTest
+
+DEFAULT_TEST_TIMEOUT = 60.0
+
+
+class LearnerCode:
+    """The learner's functions, looked up by name with a clear error when one is missing."""
+
+    def __init__(self, namespace: dict, where: str):
+        self._namespace = namespace
+        self._where = where
+
+    def __getattr__(self, name: str):
+        try:
+            return self._namespace[name]
+        except KeyError:
+            raise MissingDefinition(
+                f"{self._where} does not define `{name}`: did its `#| export` cell get deleted, renamed or not run?"
+            ) from None
+
+
+class MissingDefinition(AttributeError):
+    """The learner's code lacks a function or class that a part asks for."""
+
+
+class LearnerLoadError(Exception):
+    """The learner's code could not be loaded at all; every test reports why."""
+
+
+class TestTimeout(Exception):
+    """A single test ran past its time limit."""
+
+
+def load_module(name: str) -> LearnerCode:
+    """Import the learner's exported module, turning any failure into a readable message."""
+    try:
+        module = importlib.import_module(name)
+    except SyntaxError as e:
+        raise LearnerLoadError(f"your code has a syntax error: {e.msg} (line {e.lineno}: {(e.text or '').strip()})") from None
+    except BaseException as e:  # a submission may raise anything, SystemExit included, at import
+        raise LearnerLoadError(f"your code raised {type(e).__name__} while loading: {e}{_location(e)}") from None
+    return LearnerCode(vars(module), f"your exported module `{name}`")
+
+
+class Grading:
+    """Provides ``learner``, selects the tests to run and reports each test's verdict.
+
+    ``report(event, test_id, result)`` hears of every selected test twice: once when it
+    is "collected" (so a run killed midway still knows what it owed) and once when it
+    has "finished".
+    """
+
+    def __init__(
+        self,
+        load_learner: Callable[[], LearnerCode],
+        report: Callable[[str, str, GradedTest], None],
+        part: str | None = None,
+        visible_only: bool = False,
+        test_timeout: float = DEFAULT_TEST_TIMEOUT,
+    ):
+        self._load_learner = load_learner
+        self._report = report
+        self._part = part
+        self._visible_only = visible_only
+        self._test_timeout = test_timeout
+        self._failures: dict[str, BaseException] = {}
+        self._learner: LearnerCode | None = None
+        self._load_error: LearnerLoadError | None = None
+
+    @pytest.fixture
+    def learner(self) -> LearnerCode:
+        # Loaded once per run, lazily, so that a broken submission fails inside tests
+        # (each reporting why) rather than breaking collection for the whole file.
+        if self._learner is None and self._load_error is None:
+            try:
+                self._learner = self._load_learner()
+            except LearnerLoadError as e:
+                self._load_error = e
+        if self._load_error is not None:
+            raise self._load_error
+        return self._learner
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, config, items):
+        for item in items:
+            if item.get_closest_marker("graded") is None:
+                raise pytest.UsageError(f"hidden test {item.nodeid} has no @pytest.mark.graded(part, points=...) marker")
+        selected = [item for item in items if self._selected(item)]
+        deselected = [item for item in items if not self._selected(item)]
+        if deselected:
+            config.hook.pytest_deselected(items=deselected)
+        items[:] = selected
+        for item in selected:
+            part, points, visible = graded_marker(item)
+            self._report("collected", item.nodeid, GradedTest(part, _description(item), 0.0, points, FAILED, "", visible))
+
+    def _selected(self, item) -> bool:
+        part, _, visible = graded_marker(item)
+        return (self._part is None or part == self._part) and (visible or not self._visible_only)
+
+    # The learner's code runs in setup (loading it) and in the call: both get a time limit.
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_setup(self, item):
+        with _time_limit(self._test_timeout):
+            return (yield)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item):
+        with _time_limit(self._test_timeout):
+            return (yield)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        report = yield
+        if report.failed and call.excinfo is not None and item.nodeid not in self._failures:
+            self._failures[item.nodeid] = call.excinfo.value
+        if call.when == "teardown":
+            self._report("finished", item.nodeid, self._verdict(item))
+        return report
+
+    def _verdict(self, item) -> GradedTest:
+        part, points, visible = graded_marker(item)
+        name = _description(item)
+        error = self._failures.get(item.nodeid)
+        if error is None:
+            return GradedTest(part, name, points, points, PASSED, "", visible)
+        if _not_implemented(error):
+            return GradedTest(part, name, 0.0, points, NOT_ATTEMPTED, "not attempted yet", visible)
+        return GradedTest(part, name, 0.0, points, FAILED, explain(error, Path(str(item.path))), visible)
+
+
+def graded_marker(item) -> tuple[str, float, bool]:
+    marker = item.get_closest_marker("graded")
+    part = marker.args[0] if marker.args else marker.kwargs["part"]
+    return part, float(marker.kwargs.get("points", 1)), bool(marker.kwargs.get("visible", False))
+
+
+def _description(item) -> str:
+    doc = getattr(item.function, "__doc__", None)
+    return doc.strip().splitlines()[0] if doc and doc.strip() else item.name
+
+
+def _not_implemented(error: BaseException) -> bool:
+    while error is not None:
+        if isinstance(error, NotImplementedError):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def explain(error: BaseException, test_file: Path) -> str:
+    """Why a test failed, in words for the learner, without the test's own code."""
+    if isinstance(error, AssertionError):
+        return str(error).strip() or "a check failed (the test gave no reason)"
+    if isinstance(error, (LearnerLoadError, MissingDefinition, TestTimeout)):
+        return str(error)
+    if isinstance(error, pytest.fail.Exception):
+        return str(error.msg)
+    if isinstance(error, pytest.skip.Exception):
+        return f"skipped: {error.msg}"
+    return f"your code raised {type(error).__name__}: {error}{_location(error, test_file)}"
+
+
+def _location(error: BaseException, test_file: Path | None = None) -> str:
+    """Where in the learner's code an error happened: the innermost frame that is theirs."""
+    not_theirs = [Path(__file__).parent, Path(sys.prefix), Path(sys.base_prefix)]
+    for frame in reversed(traceback.extract_tb(error.__traceback__)):
+        path = Path(frame.filename)
+        if path == test_file or any(path.is_relative_to(p) for p in not_theirs):
+            continue
+        return f" (in {frame.name}, line {frame.lineno})" if frame.name != "<module>" else f" (line {frame.lineno})"
+    return ""
+
+
+@contextmanager
+def _time_limit(seconds: float):
+    """Raise TestTimeout in the running code after ``seconds`` (main thread, POSIX only)."""
+    if not seconds or not hasattr(signal, "setitimer") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum, frame):
+        raise TestTimeout(f"took longer than {seconds:g} s: is there an endless loop, or work on far more data than needed?")
+
+    previous = signal.signal(signal.SIGALRM, handler)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+# --- command-line use: ``python -m pytest -p autograder.pytest_plugin --learner-module ...``
+
+
+def pytest_addoption(parser):
+    group = parser.getgroup("autograder")
+    group.addoption("--learner-module", help="dotted name of the learner's exported module")
+    group.addoption("--learner-error", help="the learner's code could not be exported: fail every test with this")
+    group.addoption("--results", help="append one JSON line per finished test to this file")
+    group.addoption("--part", help="run only the tests of this part")
+    group.addoption("--test-timeout", type=float, default=DEFAULT_TEST_TIMEOUT, help="seconds per test")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "graded(part, points=1, visible=False): a hidden test and the points it is worth")
+    config.addinivalue_line("markers", "gpu: needs a CUDA device; skipped without one")
+    module, error = config.getoption("learner_module", None), config.getoption("learner_error", None)
+    if module is None and error is None:
+        return
+    results = Path(config.getoption("results"))
+
+    def load() -> LearnerCode:
+        if error is not None:
+            raise LearnerLoadError(error)
+        return load_module(module)
+
+    def report(event: str, test_id: str, result: GradedTest) -> None:
+        with results.open("a") as f:  # one line per test, so a killed run keeps what finished
+            f.write(json.dumps({"event": event, "test_id": test_id, **result.__dict__}) + "\n")
+
+    sys.dont_write_bytecode = True
+    config.pluginmanager.register(
+        Grading(load, report, part=config.getoption("part"), test_timeout=config.getoption("test_timeout")),
+        "autograder-grading",
+    )

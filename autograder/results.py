@@ -1,0 +1,129 @@
+"""What grading produces: one result per hidden test, gathered per submission.
+
+The field names follow Gradescope's ``results.json`` so that the same file can be
+uploaded there or read by a learning-management system.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PASSED, FAILED, NOT_ATTEMPTED = "passed", "failed", "not attempted"
+
+
+@dataclass
+class GradedTest:
+    """One hidden test's verdict on one submission."""
+
+    part: str
+    name: str  # what the test checks, in words: its docstring's first line
+    score: float
+    max_score: float
+    status: str  # PASSED, FAILED or NOT_ATTEMPTED
+    output: str = ""  # why it failed, addressed to the learner
+    visible: bool = False
+    notebook: str = ""
+
+    def to_gradescope(self) -> dict:
+        return {
+            "name": f"{self.notebook}: {self.part}: {self.name}" if self.notebook else f"{self.part}: {self.name}",
+            "score": self.score,
+            "max_score": self.max_score,
+            "output": self.output,
+            "visibility": "visible" if self.visible else "after_published",
+            "status": "passed" if self.status == PASSED else "failed",
+        }
+
+
+@dataclass
+class SubmissionResult:
+    """One learner's work on one assignment (a chapter), over all its notebooks."""
+
+    student: str
+    assignment: str
+    tests: list[GradedTest] = field(default_factory=list)
+    messages: list[str] = field(default_factory=list)  # problems with the submission as a whole
+
+    @property
+    def score(self) -> float:
+        return round(sum(t.score for t in self.tests), 6)
+
+    @property
+    def max_score(self) -> float:
+        return round(sum(t.max_score for t in self.tests), 6)
+
+    def part_scores(self) -> dict[tuple[str, str], float]:
+        """Points per (notebook, part): what one nbgrader test cell would show."""
+        scores: dict[tuple[str, str], float] = {}
+        for t in self.tests:
+            key = (t.notebook, t.part)
+            scores[key] = round(scores.get(key, 0.0) + t.score, 6)
+        return scores
+
+    def to_gradescope(self) -> dict:
+        return {
+            "score": self.score,
+            "max_score": self.max_score,
+            "output": "\n".join(self.messages),
+            "visibility": "visible",
+            "tests": [t.to_gradescope() for t in self.tests],
+        }
+
+    def to_dict(self) -> dict:
+        return {"student": self.student, "assignment": self.assignment, **self.to_gradescope()}
+
+
+def write_json(results: list[SubmissionResult], path: Path) -> None:
+    """Gradescope's results.json for one submission; a list under "submissions" for several."""
+    if len(results) == 1:
+        payload = results[0].to_gradescope()
+    else:
+        payload = {"submissions": [r.to_dict() for r in results]}
+    _write_atomically(path, json.dumps(payload, indent=2) + "\n")
+
+
+def write_csv(results: list[SubmissionResult], path: Path) -> None:
+    """The class sheet: one row per learner and assignment."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["student", "assignment", "score", "max_score", "messages"])
+        for r in results:
+            writer.writerow([r.student, r.assignment, r.score, r.max_score, " | ".join(r.messages)])
+    tmp.replace(path)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    # A reader (or an interrupted run) never sees half a file.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def format_table(results: list[SubmissionResult]) -> str:
+    """A terminal summary: per test for one submission, per submission for a class."""
+    lines = []
+    if len(results) == 1:
+        r = results[0]
+        lines.append(f"{r.student} / {r.assignment}")
+        for t in r.tests:
+            mark = {PASSED: "ok  ", FAILED: "FAIL", NOT_ATTEMPTED: "todo"}[t.status]
+            lines.append(f"  {mark} {t.score:g}/{t.max_score:g}  {t.notebook}:{t.part}  {t.name}")
+            if t.status != PASSED and t.output:
+                lines.append(f"         {t.output.splitlines()[0]}")
+    else:
+        width = max(len(r.student) for r in results)
+        for r in results:
+            lines.append(f"{r.student:<{width}}  {r.assignment}  {r.score:g}/{r.max_score:g}")
+    for r in results:
+        for message in r.messages:
+            lines.append(f"  note ({r.student} / {r.assignment}): {message}")
+    total = sum(r.score for r in results)
+    possible = sum(r.max_score for r in results)
+    lines.append(f"total: {total:g}/{possible:g} points over {len(results)} submission(s)")
+    return "\n".join(lines)

@@ -1,0 +1,118 @@
+"""Running a notebook's hidden tests, in this process or in a fresh one.
+
+In this process: the self-check and the nbgrader bridge, inside the learner's kernel,
+against the notebook's own namespace. In a fresh process: ``grade``, against the
+exported module, with a wall-clock limit that kills the whole process group.
+Both use the same plugin and so give the same points.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from autograder import pytest_plugin
+from autograder.pytest_plugin import DEFAULT_TEST_TIMEOUT, Grading, LearnerCode
+from autograder.results import FAILED, GradedTest
+
+# One configuration for both ways of running: no cache, our own messages instead of
+# pytest's assertion rewriting, and no ini file picked up from wherever we happen to be.
+PYTEST_ARGS = ["-q", "-p", "no:cacheprovider", "--assert=plain", "--import-mode=importlib", "-c", os.devnull]
+
+
+def run_in_process(
+    test_file: Path,
+    learner: LearnerCode,
+    part: str | None = None,
+    visible_only: bool = False,
+    test_timeout: float = DEFAULT_TEST_TIMEOUT,
+) -> list[GradedTest]:
+    """Run the tests of ``test_file`` (optionally one part, visible ones only) against ``learner``."""
+    verdicts: list[GradedTest] = []
+
+    def keep_finished(event: str, test_id: str, result: GradedTest) -> None:
+        if event == "finished":
+            verdicts.append(result)
+
+    plugin = Grading(lambda: learner, keep_finished, part=part, visible_only=visible_only, test_timeout=test_timeout)
+    args = [str(test_file), "--rootdir", str(test_file.parent), "--capture=sys", *PYTEST_ARGS]
+    # pytest's own report would clutter the notebook, and anything on stderr makes
+    # nbgrader give the cell zero points: both are kept out of the cell's output.
+    with contextlib.redirect_stdout(io.StringIO()) as out, contextlib.redirect_stderr(io.StringIO()):
+        code = pytest.main(args, plugins=[pytest_plugin, plugin])
+    if code not in (pytest.ExitCode.OK, pytest.ExitCode.TESTS_FAILED, pytest.ExitCode.NO_TESTS_COLLECTED):
+        raise RuntimeError(f"the hidden tests in {test_file} could not run (pytest exit code {code}):\n{out.getvalue()}")
+    return verdicts
+
+
+def run_in_subprocess(
+    test_file: Path,
+    package_root: Path,
+    module: str | None,
+    load_error: str | None = None,
+    timeout: float = 600,
+    test_timeout: float = DEFAULT_TEST_TIMEOUT,
+) -> tuple[list[GradedTest], str | None]:
+    """Run ``test_file`` against ``module`` (importable from ``package_root``) in a fresh process.
+
+    Returns the verdicts and, if the run did not finish normally, a message saying why;
+    tests that never ran then count as failed with that message.
+    """
+    with tempfile.TemporaryDirectory(prefix="autograder-run-") as work:
+        results = Path(work) / "results.jsonl"
+        cmd = [sys.executable, "-m", "pytest", str(test_file), "-p", "autograder.pytest_plugin", *PYTEST_ARGS]
+        cmd += ["--rootdir", str(test_file.parent), "--results", str(results), "--test-timeout", str(test_timeout)]
+        cmd += ["--learner-module", module] if load_error is None else ["--learner-error", load_error]
+        env = {**os.environ, "HOME": work, "PYTHONPATH": os.pathsep.join([str(package_root), str(Path(__file__).parent.parent)])}
+        env.pop("PYTEST_ADDOPTS", None)
+        problem = _run_killable(cmd, cwd=work, env=env, timeout=timeout)
+        collected, finished = _read_results(results)
+    verdicts = [finished.get(key, _did_not_run(planned, problem)) for key, planned in collected.items()]
+    if problem is None and len(finished) < len(collected):
+        problem = "the test run stopped before every test had finished"
+    return verdicts, problem
+
+
+def _run_killable(cmd: list[str], cwd: str, env: dict, timeout: float) -> str | None:
+    # A new session makes the tests and anything they start one process group, so a
+    # timeout kills all of it, children included.
+    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        output, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        return f"grading stopped after {timeout:g} s (the time limit per notebook)"
+    if proc.returncode not in (0, 1, 5):
+        tail = output.decode(errors="replace").strip().splitlines()[-5:]
+        return f"the test process ended abnormally (exit code {proc.returncode}): " + " / ".join(tail)
+    return None
+
+
+def _read_results(path: Path) -> tuple[dict[str, GradedTest], dict[str, GradedTest]]:
+    collected: dict[str, GradedTest] = {}
+    finished: dict[str, GradedTest] = {}
+    if not path.exists():
+        return collected, finished
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:  # the last line of a killed run may be cut short
+            continue
+        event, test_id = record.pop("event"), record.pop("test_id")
+        (collected if event == "collected" else finished)[test_id] = GradedTest(**record)
+    return collected, finished
+
+
+def _did_not_run(planned: GradedTest, problem: str | None) -> GradedTest:
+    reason = problem or "this test did not run"
+    return GradedTest(planned.part, planned.name, 0.0, planned.max_score, FAILED, reason, planned.visible)
