@@ -27,6 +27,7 @@ class Submission:
     student: str
     assignment: str
     notebooks: dict[str, Path] = field(default_factory=dict)  # exercise name -> notebook
+    whole_assignment: bool = True  # False when one notebook was asked for: grade only it
 
 
 def discover(path: Path) -> list[Submission]:
@@ -47,7 +48,7 @@ def discover(path: Path) -> list[Submission]:
     found: dict[tuple[str, str], Submission] = {}
     for notebook in notebooks:
         student, assignment = _owner(notebook, base, path.is_file())
-        submission = found.setdefault((student, assignment), Submission(student, assignment))
+        submission = found.setdefault((student, assignment), Submission(student, assignment, whole_assignment=path.is_dir()))
         submission.notebooks[notebook.stem] = notebook
     return list(found.values())
 
@@ -73,6 +74,8 @@ def grade_submission(
     """Grade every exercise of the submission's chapter; missing notebooks score zero."""
     result = SubmissionResult(submission.student, submission.assignment)
     expected = exercises_of(submission.assignment, hidden_dir)
+    if not submission.whole_assignment:
+        expected = [e for e in expected if e in submission.notebooks]
     if not expected:
         result.messages.append(
             f"no hidden tests for an assignment named {submission.assignment!r}: is this folder from this course?"

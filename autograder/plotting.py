@@ -87,7 +87,9 @@ def bar(
         raise ValueError(f"bar() got {len(labels)} labels but {len(values)} values; pass one value per label")
     if horizontal:
         bars = ax.barh(labels, values, color=color)
-        ax.invert_yaxis()
+        # Axes that share a y axis share its direction: invert it only once.
+        if not ax.yaxis_inverted():
+            ax.invert_yaxis()
         ax.grid(axis="y", visible=False)
     else:
         bars = ax.bar(labels, values, color=color)

@@ -180,7 +180,10 @@ def _not_implemented(error: BaseException) -> bool:
 def explain(error: BaseException, test_file: Path) -> str:
     """Why a test failed, in words for the learner, without the test's own code."""
     if isinstance(error, AssertionError):
-        return str(error).strip() or "a check failed (the test gave no reason)"
+        # Keep the test's own message; drop pytest's "assert ..." explanation, which
+        # appears when an outer pytest session rewrote the test's asserts.
+        message = str(error).split("\nassert ", 1)[0].strip()
+        return message or "a check failed (the test gave no reason)"
     if isinstance(error, (LearnerLoadError, MissingDefinition, TestTimeout)):
         return str(error)
     if isinstance(error, pytest.fail.Exception):

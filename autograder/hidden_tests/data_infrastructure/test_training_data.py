@@ -5,6 +5,7 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
@@ -16,16 +17,18 @@ FEATURES = ["amount", "hour", "online"]
 def examples(n: int, seed: int = 3) -> duckdb.DuckDBPyRelation:
     """A relation of n training examples with mixed column types, in a known order."""
     rng = np.random.default_rng(seed)
+    table = pa.table(
+        {
+            "id": pa.array(np.arange(n), pa.int64()),
+            "amount": rng.gamma(2, 30, n).round(2),
+            "hour": pa.array(rng.integers(0, 24, n), pa.int32()),
+            "online": pa.array(rng.integers(0, 2, n), pa.int32()),
+            "label": pa.array((rng.random(n) < 0.1).astype(np.int32)),
+            "note": [f"row {i}" for i in range(n)],
+        }
+    )
     con = duckdb.connect()
-    con.execute("CREATE TABLE examples (id BIGINT, amount DOUBLE, hour INTEGER, online INTEGER, label INTEGER, note VARCHAR)")
-    if n:
-        rows = [
-            (i, float(a), int(h), int(o), int(y), f"row {i}")
-            for i, a, h, o, y in zip(
-                range(n), rng.gamma(2, 30, n).round(2), rng.integers(0, 24, n), rng.integers(0, 2, n), rng.random(n) < 0.1
-            )
-        ]
-        con.executemany("INSERT INTO examples VALUES (?, ?, ?, ?, ?, ?)", rows)
+    con.register("examples", table)
     return con.sql("SELECT * FROM examples ORDER BY id")
 
 

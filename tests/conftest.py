@@ -1,0 +1,88 @@
+"""Factories shared by the test suite: notebooks and submissions built in memory."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from autograder.course import EXERCISES, SOLUTIONS
+
+CHAPTER = "data_infrastructure"
+
+
+def code_cell(source: str, **nbgrader) -> nbformat.NotebookNode:
+    cell = nbformat.v4.new_code_cell(source)
+    if nbgrader:
+        cell.metadata["nbgrader"] = {"schema_version": 3, **nbgrader}
+    return cell
+
+
+def notebook(*cells) -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = list(cells)
+    return nb
+
+
+def write(nb: nbformat.NotebookNode, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
+
+
+def released(exercise: str) -> nbformat.NotebookNode:
+    return nbformat.read(EXERCISES / CHAPTER / f"{exercise}.ipynb", as_version=4)
+
+
+def solution(exercise: str) -> nbformat.NotebookNode:
+    return nbformat.read(SOLUTIONS / CHAPTER / f"{exercise}.ipynb", as_version=4)
+
+
+def answer_cell(nb: nbformat.NotebookNode, grade_id: str) -> nbformat.NotebookNode:
+    return next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+
+
+def partial_warehouse_queries() -> nbformat.NotebookNode:
+    """The learner's notebook with three of four parts answered, two of them with a typical mistake.
+
+    Expected points: open_warehouse 2/3 (no check for a missing folder), fraud_rate_by_category
+    2/2, transaction_features 2/4 (the window includes the payment itself), time_split 0/3.
+    """
+    learner, reference = released("warehouse_queries"), solution("warehouse_queries")
+    for grade_id in ("open_warehouse_answer", "fraud_rate_by_category_answer", "transaction_features_answer"):
+        answer_cell(learner, grade_id).source = answer_cell(reference, grade_id).source
+    opened = answer_cell(learner, "open_warehouse_answer")
+    opened.source = opened.source.replace("if not (root", "if False and not (root")
+    features = answer_cell(learner, "transaction_features_answer")
+    features.source = features.source.replace("INTERVAL 1 MICROSECOND PRECEDING", "CURRENT ROW")
+    return learner
+
+
+PARTIAL_POINTS = {
+    ("warehouse_queries", "open_warehouse"): 2.0,
+    ("warehouse_queries", "fraud_rate_by_category"): 2.0,
+    ("warehouse_queries", "transaction_features"): 2.0,
+    ("warehouse_queries", "time_split"): 0.0,
+    ("training_data", "write_shards"): 0.0,
+    ("training_data", "parquet_stream"): 0.0,
+    ("training_data", "shuffled"): 0.0,
+}
+
+
+@pytest.fixture
+def class_of_three(tmp_path) -> Path:
+    """An nbgrader submitted/ tree: one full, one untouched and one partial submission."""
+    submitted = tmp_path / "submitted"
+    for exercise in ("warehouse_queries", "training_data"):
+        shutil.copy(SOLUTIONS / CHAPTER / f"{exercise}.ipynb", _mkdir(submitted / "full" / CHAPTER) / f"{exercise}.ipynb")
+        shutil.copy(EXERCISES / CHAPTER / f"{exercise}.ipynb", _mkdir(submitted / "zero" / CHAPTER) / f"{exercise}.ipynb")
+    write(partial_warehouse_queries(), submitted / "partial" / CHAPTER / "warehouse_queries.ipynb")
+    shutil.copy(EXERCISES / CHAPTER / "training_data.ipynb", submitted / "partial" / CHAPTER / "training_data.ipynb")
+    return submitted
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path

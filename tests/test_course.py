@@ -1,0 +1,99 @@
+"""The course's integrity: notebooks, hidden tests and hints agree with one another."""
+
+import ast
+import re
+from collections import defaultdict
+
+import nbformat
+import pytest
+
+from autograder.course import EXERCISES, HINTS, SOLUTIONS, hidden_tests_dir
+from autograder.notebook import Exercise
+
+SOLUTION_NOTEBOOKS = sorted(SOLUTIONS.glob("*/*.ipynb"))
+HIDDEN = hidden_tests_dir()
+
+
+def graded_cells(path):
+    nb = nbformat.read(path, as_version=4)
+    return {
+        c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"]["points"]
+        for c in nb.cells
+        if c.metadata.get("nbgrader", {}).get("grade")
+    }
+
+
+def hidden_test_points(path):
+    """(part -> points, part -> has a visible test) read from the test file's markers."""
+    points, visible = defaultdict(float), defaultdict(bool)
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.FunctionDef):
+            for decorator in node.decorator_list:
+                if isinstance(decorator, ast.Call) and ast.unparse(decorator.func) == "pytest.mark.graded":
+                    part = decorator.args[0].value
+                    keywords = {k.arg: ast.literal_eval(k.value) for k in decorator.keywords}
+                    points[part] += keywords.get("points", 1)
+                    visible[part] |= keywords.get("visible", False)
+    return dict(points), dict(visible)
+
+
+@pytest.mark.parametrize("path", SOLUTION_NOTEBOOKS, ids=lambda p: p.stem)
+def test_cell_points_equal_hidden_test_points(path):
+    "Is each graded cell worth exactly the points of its part's hidden tests, so nbgrader and grade agree?"
+    points, _ = hidden_test_points(HIDDEN / path.parent.name / f"test_{path.stem}.py")
+    assert graded_cells(path) == points
+
+
+@pytest.mark.parametrize("path", SOLUTION_NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_part_has_a_visible_test_and_hints(path):
+    "Can a learner self-check and get hints on every graded part?"
+    _, visible = hidden_test_points(HIDDEN / path.parent.name / f"test_{path.stem}.py")
+    hints = Exercise(f"{path.parent.name}/{path.stem}")._hints()
+    for part in graded_cells(path):
+        assert visible.get(part), f"{part} has no visible test"
+        assert len(hints.get(part, [])) >= 2, f"{part} needs at least two hints in {HINTS}"
+
+
+@pytest.mark.parametrize("path", SOLUTION_NOTEBOOKS, ids=lambda p: p.stem)
+def test_graded_cells_check_and_score_their_part(path):
+    "Does each graded cell self-check its own part and score it inside a hidden-tests region?"
+    nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("grade"):
+            part = meta["grade_id"]
+            assert meta.get("locked"), f"the test cell of {part} must be locked"
+            assert cell.source.startswith(f'exercise.check("{part}")'), cell.source
+            assert re.search(rf'### BEGIN HIDDEN TESTS\nexercise.score\("{part}"\)\n### END HIDDEN TESTS', cell.source)
+
+
+def test_every_hidden_assert_explains_itself():
+    "Does every assert in the hidden tests carry a message, since learners see only messages?"
+    for path in HIDDEN.rglob("test_*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Assert):
+                assert node.msg is not None, f"{path.name}, line {node.lineno}: assert without a message"
+
+
+def test_chapters_have_enough_exercise():
+    "Does each chapter have at least two notebooks with three or more graded parts each?"
+    by_chapter = defaultdict(list)
+    for path in SOLUTION_NOTEBOOKS:
+        by_chapter[path.parent.name].append(len(graded_cells(path)))
+    for chapter, parts in by_chapter.items():
+        assert len(parts) >= 2 and min(parts) >= 3, f"{chapter}: parts per notebook {parts}"
+
+
+@pytest.mark.parametrize("path", [*SOLUTION_NOTEBOOKS, *sorted(EXERCISES.glob("*/*.ipynb"))], ids=str)
+def test_notebooks_are_committed_without_outputs(path):
+    "Are notebooks stored without outputs, so diffs stay readable and no answer leaks through an output?"
+    nb = nbformat.read(path, as_version=4)
+    assert all(not c.get("outputs") and not c.get("execution_count") for c in nb.cells if c.cell_type == "code")
+
+
+def test_exercises_hold_no_solutions():
+    "Is there no solution or hidden-test region left in any released exercise?"
+    for path in EXERCISES.glob("*/*.ipynb"):
+        text = path.read_text()
+        for marker in ("BEGIN SOLUTION", "HIDDEN TESTS", "exercise.score("):
+            assert marker not in text, f"{path}: {marker}"

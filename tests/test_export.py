@@ -1,0 +1,70 @@
+"""export: a notebook's #| export cells become a module of the learner package."""
+
+import pytest
+
+from autograder.export import ExportError, export_notebook
+from tests.conftest import code_cell, notebook, write
+
+
+def test_exports_only_marked_cells(tmp_path):
+    "Does the module hold the #| export cells, in order, and nothing else?"
+    nb = notebook(
+        code_cell("#| default_exp warehouse\nimport os"),
+        code_cell("#| export\nimport math"),
+        code_cell("scratch = 1"),
+        code_cell("#| export\ndef area(r):\n    return math.pi * r * r"),
+    )
+    module = export_notebook(write(nb, tmp_path / "nb.ipynb"), tmp_path / "out")
+    assert module == tmp_path / "out" / "cardfraud" / "warehouse.py"
+    text = module.read_text()
+    assert "import math" in text and "def area" in text
+    assert "scratch" not in text and "import os" not in text
+    assert (tmp_path / "out" / "cardfraud" / "__init__.py").exists()
+
+
+def test_export_replaces_a_stale_module(tmp_path):
+    "Does exporting twice give the latest cells, not the old module with new cells appended?"
+    path = tmp_path / "nb.ipynb"
+    write(notebook(code_cell("#| default_exp m"), code_cell("#| export\nx = 1")), path)
+    export_notebook(path, tmp_path)
+    write(notebook(code_cell("#| default_exp m"), code_cell("#| export\nx = 2")), path)
+    text = export_notebook(path, tmp_path).read_text()
+    assert "x = 2" in text and "x = 1" not in text
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", "is empty"),
+        ("{not json", "not valid notebook JSON"),
+        ('{"hello": 1}', "not a notebook"),
+    ],
+)
+def test_unreadable_notebooks_are_explained(tmp_path, content, message):
+    "Is a notebook that is empty, not JSON or not a notebook reported in one clear sentence?"
+    path = tmp_path / "broken.ipynb"
+    path.write_text(content)
+    with pytest.raises(ExportError, match=message):
+        export_notebook(path, tmp_path)
+
+
+def test_binary_file_is_explained(tmp_path):
+    "Is a file that is not even text reported as such?"
+    path = tmp_path / "image.ipynb"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n\xff\xfe")
+    with pytest.raises(ExportError, match="not a text file"):
+        export_notebook(path, tmp_path)
+
+
+def test_missing_default_exp_is_explained(tmp_path):
+    "Is a notebook without #| default_exp rejected with the fix?"
+    path = write(notebook(code_cell("#| export\nx = 1")), tmp_path / "nb.ipynb")
+    with pytest.raises(ExportError, match="default_exp"):
+        export_notebook(path, tmp_path)
+
+
+def test_deleted_export_cells_are_explained(tmp_path):
+    "Is a notebook whose export cells were all deleted reported, rather than graded as empty?"
+    path = write(notebook(code_cell("#| default_exp m"), code_cell("x = 1")), tmp_path / "nb.ipynb")
+    with pytest.raises(ExportError, match="no `#| export` cells"):
+        export_notebook(path, tmp_path)
