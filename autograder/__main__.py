@@ -26,6 +26,9 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument("--test-timeout", type=float, default=60, help="seconds per test (default 60)")
     grade.add_argument("--hidden-tests", type=Path, help="folder of hidden tests (default: the package's own)")
 
+    visible = commands.add_parser("visible-tests", help="remove hidden tests from a copy for learners (in place)")
+    visible.add_argument("folder", type=Path)
+
     data = commands.add_parser("data", help="generate the case-study warehouse as Parquet")
     data.add_argument("out", type=Path)
     data.add_argument("--rows", type=int, default=20_000, help="number of transactions (default 20,000)")
@@ -80,6 +83,14 @@ def _grade(args) -> int:
     return 0
 
 
+def _visible_tests(args) -> int:
+    from autograder.visible import strip_hidden_tests
+
+    removed = strip_hidden_tests(args.folder)
+    print(f"removed {removed} hidden tests under {args.folder}; the visible ones remain for self-checks")
+    return 0
+
+
 def _data(args) -> int:
     from autograder.datasets import generate_warehouse
 
@@ -88,7 +99,7 @@ def _data(args) -> int:
     return 0
 
 
-COMMANDS = {"export": _export, "release": _release, "grade": _grade, "data": _data}
+COMMANDS = {"export": _export, "release": _release, "grade": _grade, "visible-tests": _visible_tests, "data": _data}
 
 if __name__ == "__main__":
     sys.exit(main())

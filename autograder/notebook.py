@@ -90,7 +90,9 @@ class Exercise:
             )
         lines = [f"Self-check of `{part}` ({len(verdicts)} visible test{'s' if len(verdicts) > 1 else ''}):"]
         for v in verdicts:
-            lines.append(f"  {'✓' if v.status == PASSED else '✗'} {v.name}" + ("" if v.status == PASSED else f": {v.output}"))
+            lines.append(f"  {'✓' if v.status == PASSED else '✗'} {v.name}")
+            if v.status != PASSED:
+                lines.append(f"      {v.output}")
         passed = sum(v.status == PASSED for v in verdicts)
         if passed == len(verdicts):
             lines.append("The visible tests pass. Hidden tests check more cases when your work is graded.")

@@ -1,0 +1,50 @@
+# Two commands on a fresh machine: `make book` (build and open the book) and `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+.DEFAULT_GOAL := help
+
+VENV := .venv
+BIN := $(VENV)/bin
+PYTHON := $(BIN)/python
+# nbgrader starts `alembic` and Jupyter starts kernels by name: the venv must come first.
+export PATH := $(abspath $(BIN)):$(PATH)
+# The book is the first test: warnings are errors, broken references fail it.
+BUILD_BOOK := $(BIN)/jupyter-book build . -n -W --keep-going
+
+.PHONY: help install book lab test release clean
+
+help:
+	@echo "make book     create .venv, install, build the book and print the page to open"
+	@echo "make test     lint, release check, unit and grading tests, nbval on solutions/, book build"
+	@echo "make lab      JupyterLab on exercises/"
+	@echo "make release  regenerate exercises/ from solutions/ after editing a solution"
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	python3 -m venv $(VENV)
+	$(PYTHON) -m pip install --quiet --upgrade pip
+	$(PYTHON) -m pip install --quiet -r requirements.txt
+	$(PYTHON) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $@
+
+install: $(VENV)/.installed
+
+book: install
+	$(BUILD_BOOK)
+	@echo "Open file://$(CURDIR)/_build/html/index.html in a browser."
+
+lab: install
+	$(BIN)/jupyter lab exercises/
+
+release: install
+	$(PYTHON) -m autograder release
+
+test: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(PYTHON) -m autograder release --check
+	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest --nbval-lax -p no:cacheprovider -W default solutions/
+	$(BUILD_BOOK)
+
+clean:
+	rm -rf _build .pytest_cache
