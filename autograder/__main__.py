@@ -24,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument("--csv", type=Path, help="write the class sheet here")
     grade.add_argument("--timeout", type=float, default=600, help="seconds per notebook (default 600)")
     grade.add_argument("--test-timeout", type=float, default=60, help="seconds per test (default 60)")
+    grade.add_argument("--memory-mb", type=int, default=4096, help="memory limit per notebook in MiB (default 4096)")
     grade.add_argument("--hidden-tests", type=Path, help="folder of hidden tests (default: the package's own)")
 
     visible = commands.add_parser("visible-tests", help="remove hidden tests from a copy for learners (in place)")
@@ -73,8 +74,10 @@ def _grade(args) -> int:
     from autograder.course import hidden_tests_dir
     from autograder.grade import grade
     from autograder.results import format_table, write_csv, write_json
+    from autograder.runner import Limits
 
-    results = grade(args.path, hidden_tests_dir(args.hidden_tests), args.timeout, args.test_timeout)
+    limits = Limits(notebook_seconds=args.timeout, test_seconds=args.test_timeout, memory_mb=args.memory_mb)
+    results = grade(args.path, hidden_tests_dir(args.hidden_tests), limits)
     print(format_table(results))
     if args.json:
         write_json(results, args.json)

@@ -17,9 +17,8 @@ from pathlib import Path
 
 from autograder.course import exercises_of, hidden_test_file
 from autograder.export import ExportError, export_notebook
-from autograder.pytest_plugin import DEFAULT_TEST_TIMEOUT
 from autograder.results import GradedTest, SubmissionResult
-from autograder.runner import run_in_subprocess
+from autograder.runner import Limits, run_in_subprocess
 
 
 @dataclass
@@ -68,8 +67,7 @@ def _owner(notebook: Path, base: Path, single_file: bool) -> tuple[str, str]:
 def grade_submission(
     submission: Submission,
     hidden_dir: Path,
-    timeout: float = 600,
-    test_timeout: float = DEFAULT_TEST_TIMEOUT,
+    limits: Limits = Limits(),
 ) -> SubmissionResult:
     """Grade every exercise of the submission's chapter; missing notebooks score zero."""
     result = SubmissionResult(submission.student, submission.assignment)
@@ -86,16 +84,14 @@ def grade_submission(
     for exercise in expected:
         notebook = submission.notebooks.get(exercise)
         test_file = hidden_test_file(submission.assignment, exercise, hidden_dir)
-        tests, problem = _grade_notebook(notebook, exercise, test_file, timeout, test_timeout)
+        tests, problem = _grade_notebook(notebook, exercise, test_file, limits)
         if problem:
             result.messages.append(f"{exercise}: {problem}")
         result.tests.extend(tests)
     return result
 
 
-def _grade_notebook(
-    notebook: Path | None, exercise: str, test_file: Path, timeout: float, test_timeout: float
-) -> tuple[list[GradedTest], str | None]:
+def _grade_notebook(notebook: Path | None, exercise: str, test_file: Path, limits: Limits) -> tuple[list[GradedTest], str | None]:
     with tempfile.TemporaryDirectory(prefix="autograder-export-") as package_root:
         module, load_error = None, None
         if notebook is None:
@@ -106,14 +102,12 @@ def _grade_notebook(
                 module = ".".join(exported.relative_to(package_root).with_suffix("").parts)
             except ExportError as e:
                 load_error = str(e)
-        tests, problem = run_in_subprocess(test_file, Path(package_root), module, load_error, timeout, test_timeout)
+        tests, problem = run_in_subprocess(test_file, Path(package_root), module, load_error, limits)
     for test in tests:
         test.notebook = exercise
     return tests, problem or load_error
 
 
-def grade(
-    path: Path, hidden_dir: Path, timeout: float = 600, test_timeout: float = DEFAULT_TEST_TIMEOUT
-) -> list[SubmissionResult]:
+def grade(path: Path, hidden_dir: Path, limits: Limits = Limits()) -> list[SubmissionResult]:
     """Grade everything under ``path``."""
-    return [grade_submission(s, hidden_dir, timeout, test_timeout) for s in discover(path)]
+    return [grade_submission(s, hidden_dir, limits) for s in discover(path)]

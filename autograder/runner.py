@@ -12,10 +12,12 @@ import contextlib
 import io
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,16 @@ import pytest
 from autograder import pytest_plugin
 from autograder.pytest_plugin import DEFAULT_TEST_TIMEOUT, Grading, LearnerCode
 from autograder.results import FAILED, GradedTest
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one notebook's grading may use before it is stopped."""
+
+    notebook_seconds: float = 600  # wall clock for all of a notebook's tests; then the process group is killed
+    test_seconds: float = DEFAULT_TEST_TIMEOUT  # per test, raised inside the test as a timeout
+    memory_mb: int = 4096  # address space: enough for PyTorch and DataLoader workers (2 GiB is not)
+
 
 # One configuration for both ways of running: no cache, our own messages instead of
 # pytest's assertion rewriting, and no ini file picked up from wherever we happen to be.
@@ -59,10 +71,12 @@ def run_in_subprocess(
     package_root: Path,
     module: str | None,
     load_error: str | None = None,
-    timeout: float = 600,
-    test_timeout: float = DEFAULT_TEST_TIMEOUT,
+    limits: Limits = Limits(),
 ) -> tuple[list[GradedTest], str | None]:
     """Run ``test_file`` against ``module`` (importable from ``package_root``) in a fresh process.
+
+    The process may use at most ``limits.memory_mb`` of address space: a submission that
+    allocates more gets a MemoryError in its own test instead of taking the machine down.
 
     Returns the verdicts and, if the run did not finish normally, a message saying why;
     tests that never ran then count as failed with that message.
@@ -70,11 +84,11 @@ def run_in_subprocess(
     with tempfile.TemporaryDirectory(prefix="autograder-run-") as work:
         results = Path(work) / "results.jsonl"
         cmd = [sys.executable, "-m", "pytest", str(test_file), "-p", "autograder.pytest_plugin", *PYTEST_ARGS]
-        cmd += ["--rootdir", str(test_file.parent), "--results", str(results), "--test-timeout", str(test_timeout)]
+        cmd += ["--rootdir", str(test_file.parent), "--results", str(results), "--test-timeout", str(limits.test_seconds)]
         cmd += ["--learner-module", module] if load_error is None else ["--learner-error", load_error]
         env = {**os.environ, "HOME": work, "PYTHONPATH": os.pathsep.join([str(package_root), str(Path(__file__).parent.parent)])}
         env.pop("PYTEST_ADDOPTS", None)
-        problem = _run_killable(cmd, cwd=work, env=env, timeout=timeout)
+        problem = _run_killable(cmd, cwd=work, env=env, timeout=limits.notebook_seconds, memory_mb=limits.memory_mb)
         collected, finished = _read_results(results)
     verdicts = [finished.get(key, _did_not_run(planned, problem)) for key, planned in collected.items()]
     if problem is None and len(finished) < len(collected):
@@ -82,10 +96,22 @@ def run_in_subprocess(
     return verdicts, problem
 
 
-def _run_killable(cmd: list[str], cwd: str, env: dict, timeout: float) -> str | None:
+def _run_killable(cmd: list[str], cwd: str, env: dict, timeout: float, memory_mb: int) -> str | None:
+    def limit_memory():
+        limit = memory_mb * 2**20
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
     # A new session makes the tests and anything they start one process group, so a
     # timeout kills all of it, children included.
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        preexec_fn=limit_memory,
+    )
     try:
         output, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

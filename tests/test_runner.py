@@ -6,7 +6,7 @@ import pytest
 
 from autograder.pytest_plugin import LearnerCode
 from autograder.results import FAILED, NOT_ATTEMPTED, PASSED
-from autograder.runner import run_in_process, run_in_subprocess
+from autograder.runner import Limits, run_in_process, run_in_subprocess
 
 HIDDEN = """
 import pytest
@@ -137,7 +137,18 @@ def test_exit_at_import_is_contained(hidden, tmp_path):
 def test_wall_clock_limit_kills_and_keeps_finished_tests(hidden, tmp_path):
     "When the whole run passes its time limit, do finished tests keep their points and the rest say why?"
     write_module(tmp_path / "pkg", "import time\ndef double(x): return 2 * x\ndef halve(x):\n    time.sleep(60)\n")
-    verdicts, problem = run_in_subprocess(hidden, tmp_path / "pkg", "cardfraud.numbers", timeout=5, test_timeout=0)
+    verdicts, problem = run_in_subprocess(
+        hidden, tmp_path / "pkg", "cardfraud.numbers", limits=Limits(notebook_seconds=5, test_seconds=0)
+    )
     assert "stopped after 5 s" in problem
     scores = {v.name: v.score for v in verdicts}
     assert scores == {"Doubles a positive number.": 2, "Doubles a negative number.": 1, "Halves a number.": 0}
+
+
+def test_memory_bomb_is_contained(hidden, tmp_path):
+    "Does code that allocates far too much fail its own test with MemoryError while the others pass?"
+    write_module(tmp_path / "pkg", "def double(x):\n    return len(bytearray(8 * 2**30))\ndef halve(x): return x / 2\n")
+    verdicts, _ = run_in_subprocess(hidden, tmp_path / "pkg", "cardfraud.numbers", limits=Limits(memory_mb=1024))
+    scores = {v.name: (v.score, v.output) for v in verdicts}
+    assert scores["Halves a number."][0] == 1
+    assert "MemoryError" in scores["Doubles a positive number."][1]
