@@ -139,14 +139,13 @@ def main() -> None:
         timings: dict[str, Timing] = {}
         for name, loader in streams.items():
             timings[name] = measure(name, lambda loader=loader: consume(loader), repeat=3, warmup=1, items=rows)
-        batches = math.ceil(args.baseline_rows / size)
+        batches = math.ceil(min(args.baseline_rows, rows) / size)
+        timed = min(batches * size, rows)  # whole batches, as a training loop pulls them
         for name, loader in per_row.items():
             # Long runs: best of two, no warm-up needed (the first batch above already warmed up).
-            timings[name] = measure(
-                name, lambda loader=loader: consume(loader, batches), repeat=2, warmup=0, items=batches * size
-            )
+            timings[name] = measure(name, lambda loader=loader: consume(loader, batches), repeat=2, warmup=0, items=timed)
 
-        print(f"\nbatches of {size}; streams timed over all {rows:,} rows, per-row loaders over their first {batches * size:,}")
+        print(f"\nbatches of {size}; streams timed over all {rows:,} rows, per-row loaders over their first {timed:,}")
         print(f"{'loader':<27}{'rows timed':>12}{'seconds':>9}{'rows/s':>13}  stream speed-up")
         for name, timing in timings.items():
             # Throughput, not timing.ratio(): the loaders were timed over different numbers of rows.
