@@ -97,3 +97,18 @@ def test_exercises_hold_no_solutions():
         text = path.read_text()
         for marker in ("BEGIN SOLUTION", "HIDDEN TESTS", "exercise.score("):
             assert marker not in text, f"{path}: {marker}"
+
+
+def test_book_shows_exercises_unexecuted():
+    "Do the book's execution exclude patterns match every exercise and solution notebook?"
+    from pathlib import PurePosixPath
+
+    import yaml
+
+    from autograder.course import ROOT
+
+    patterns = yaml.safe_load((ROOT / "_config.yml").read_text())["execute"]["exclude_patterns"]
+    notebooks = [*SOLUTION_NOTEBOOKS, *EXERCISES.glob("*/*.ipynb")]
+    # myst-nb matches each pattern against the notebook's absolute path, from the right.
+    unmatched = [p for p in notebooks if not any(PurePosixPath(p.as_posix()).match(pattern) for pattern in patterns)]
+    assert notebooks and not unmatched
