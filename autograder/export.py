@@ -61,8 +61,11 @@ def export_notebook(path: str | Path, to: str | Path = ".") -> Path:
     path, package = Path(path), Path(to) / PACKAGE
     notebook = read_notebook(path)
     module = module_name(notebook, path)
-    if not any(c.cell_type == "code" and EXPORT.search(c.source) for c in notebook.cells):
+    export_cells = [c for c in notebook.cells if c.cell_type == "code" and EXPORT.search(c.source)]
+    if not export_cells:
         raise ExportError(f"{path.name} has no `#| export` cells: nothing to grade (were they deleted?)")
+    for cell in export_cells:
+        _check_syntax(cell.source, path)
     package.mkdir(parents=True, exist_ok=True)
     (package / "__init__.py").touch()
     target = package / (module.replace(".", "/") + ".py")
@@ -71,3 +74,22 @@ def export_notebook(path: str | Path, to: str | Path = ".") -> Path:
     if not target.exists():
         raise ExportError(f"exporting {path.name} wrote no module {target.name}")
     return target
+
+
+def _check_syntax(source: str, path: Path) -> None:
+    """Report a syntax error by the cell it is in, which the learner can find, not by module line."""
+    try:
+        compile(source, "<cell>", "exec")
+    except SyntaxError as e:
+        raise ExportError(
+            f"the `#| export` cell {_cell_name(source)} in {path.name} has a syntax error on its line {e.lineno}: "
+            f"{e.msg} ({(e.text or '').strip()})"
+        ) from None
+
+
+def _cell_name(source: str) -> str:
+    """What a cell defines ("defining `open_warehouse`"), or its first line of code."""
+    if match := re.search(r"^\s*(?:def|class)\s+(\w+)", source, re.MULTILINE):
+        return f"defining `{match.group(1)}`"
+    code = [line for line in source.splitlines() if line.strip() and not line.startswith("#")]
+    return f"starting `{code[0].strip()}`" if code else "(empty)"

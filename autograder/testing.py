@@ -68,25 +68,58 @@ def assert_same_rows(
 ) -> None:
     """Compare result sets: same columns, same rows; floats within ``rtol``; NULL equals NULL.
 
-    ``ordered`` says whether row order is part of the answer. Without it both sides
-    are sorted by all columns (or ``key``) first.
+    ``key`` names a column that identifies rows: values are then matched by key and
+    reported by key. ``ordered`` says whether row order is part of the answer.
     """
     assert_columns(got, expected.columns, what)
     assert len(got) == len(expected), f"{what} should have {len(expected)} rows, but has {len(got)}"
+    if key:
+        # Values first, matched by key, so a wrong value is reported as such and not as
+        # a row out of place; then the order, if it is part of the answer.
+        _assert_same_values(got.sort_values(key, kind="stable"), expected.sort_values(key, kind="stable"), what, key, rtol)
+        if ordered:
+            got_keys, expected_keys = got[key].tolist(), expected[key].tolist()
+            assert got_keys == expected_keys, (
+                f"{what} has the right rows in the wrong order: expected {key} {_show_list(expected_keys)}, "
+                f"got {_show_list(got_keys)}"
+            )
+        return
     if not ordered:
-        by = [key] if key else list(expected.columns)
-        got = got.sort_values(by, kind="stable")
-        expected = expected.sort_values(by, kind="stable")
+        by = list(expected.columns)
+        got, expected = got.sort_values(by, kind="stable"), expected.sort_values(by, kind="stable")
+    _assert_same_values(got, expected, what, None, rtol)
+
+
+def _assert_same_values(got: pd.DataFrame, expected: pd.DataFrame, what: str, key: str | None, rtol: float) -> None:
     got, expected = got.reset_index(drop=True), expected.reset_index(drop=True)
+    if key:
+        assert got[key].tolist() == expected[key].tolist(), (
+            f"{what} should have one row per {key} in {_show_list(sorted(expected[key].tolist()))}; "
+            f"got {_show_list(sorted(got[key].tolist()))}"
+        )
     for column in expected.columns:
         mismatch = _mismatches(got[column], expected[column], rtol)
         if mismatch.any():
             row = int(np.flatnonzero(mismatch)[0])
-            where = f" (row with {key} = {expected[key][row]})" if key else f" (row {row})"
+            where = f" (row with {key} = {_show(expected[key][row])})" if key else f" (row {row})"
             raise AssertionError(
-                f"{what}: column `{column}` is wrong{where}: expected {expected[column][row]!r}, got {got[column][row]!r}"
-                f"; {int(mismatch.sum())} of {len(expected)} rows differ in this column"
+                f"{what}: column `{column}` is wrong{where}: expected {_show(expected[column][row])}, "
+                f"got {_show(got[column][row])}; {int(mismatch.sum())} of {len(expected)} rows differ in this column"
             )
+
+
+def _show(value: object) -> str:
+    """A value as a learner would write it: 2, not np.int64(2); NULL for missing."""
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return "NULL"
+    if isinstance(value, pd.Timestamp):
+        return str(value)
+    return repr(value.item() if hasattr(value, "item") else value)
+
+
+def _show_list(values: list, limit: int = 5) -> str:
+    shown = ", ".join(_show(v) for v in values[:limit])
+    return f"[{shown}{', ...' if len(values) > limit else ''}]"
 
 
 def _mismatches(got: pd.Series, expected: pd.Series, rtol: float) -> np.ndarray:

@@ -68,3 +68,14 @@ def test_deleted_export_cells_are_explained(tmp_path):
     path = write(notebook(code_cell("#| default_exp m"), code_cell("x = 1")), tmp_path / "nb.ipynb")
     with pytest.raises(ExportError, match="no `#| export` cells"):
         export_notebook(path, tmp_path)
+
+
+def test_syntax_error_names_the_cell(tmp_path):
+    "Is a syntax error reported by the cell that holds it (what it defines, its line), not by module line?"
+    nb = notebook(
+        code_cell("#| default_exp m"),
+        code_cell("#| export\nimport math"),
+        code_cell("#| export\ndef area(r):\n    return math.pi *\n"),
+    )
+    with pytest.raises(ExportError, match=r"cell defining `area` in nb.ipynb has a syntax error on its line 3"):
+        export_notebook(write(nb, tmp_path / "nb.ipynb"), tmp_path)
