@@ -47,7 +47,7 @@ def _export(args) -> int:
     from autograder.export import ExportError, export_notebook
 
     try:
-        print(export_notebook(args.notebook, args.to))
+        print("\n".join(str(module) for module in export_notebook(args.notebook, args.to)))
     except ExportError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -16,7 +16,8 @@ import nbformat
 from autograder.course import PACKAGE
 
 DEFAULT_EXP = re.compile(r"^#\|\s*default_exp\s+(\S+)", re.MULTILINE)
-EXPORT = re.compile(r"^#\|\s*export\s*$", re.MULTILINE)
+# `#| export` writes to the default module; `#| export tests.test_x` to another one.
+EXPORT = re.compile(r"^#\|\s*export(?:\s+(\S+))?\s*$", re.MULTILINE)
 
 
 class ExportError(Exception):
@@ -54,26 +55,41 @@ def module_name(notebook: nbformat.NotebookNode, path: Path) -> str:
     raise ExportError(f"{Path(path).name} has no `#| default_exp <module>` cell: restore the notebook's first code cell")
 
 
-def export_notebook(path: str | Path, to: str | Path = ".") -> Path:
-    """Write the notebook's exported cells to ``<to>/cardfraud/<module>.py`` and return that path."""
+def export_notebook(path: str | Path, to: str | Path = ".") -> list[Path]:
+    """Write the notebook's exported cells under ``<to>/cardfraud/``; return the modules, default first.
+
+    Most notebooks export one module. The testing chapter's notebooks also export the
+    learner's own tests, to ``cardfraud/tests/test_<name>.py``, as a package's tests
+    would sit beside its code.
+    """
     from nbdev.export import nb_export
 
     path, package = Path(path), Path(to) / PACKAGE
     notebook = read_notebook(path)
-    module = module_name(notebook, path)
+    default = module_name(notebook, path)
     export_cells = [c for c in notebook.cells if c.cell_type == "code" and EXPORT.search(c.source)]
     if not export_cells:
         raise ExportError(f"{path.name} has no `#| export` cells: nothing to grade (were they deleted?)")
     for cell in export_cells:
         _check_syntax(cell.source, path)
+    modules = [default, *dict.fromkeys(m for c in export_cells if (m := EXPORT.search(c.source).group(1)) and m != default)]
+    targets = [package / (module.replace(".", "/") + ".py") for module in modules]
     package.mkdir(parents=True, exist_ok=True)
     (package / "__init__.py").touch()
-    target = package / (module.replace(".", "/") + ".py")
-    target.unlink(missing_ok=True)  # nbdev appends to a module that exists; start fresh
-    nb_export(str(path), lib_path=str(package), solo_nb=True)
-    if not target.exists():
-        raise ExportError(f"exporting {path.name} wrote no module {target.name}")
-    return target
+    # nbdev appends to a module that exists, and writes to a module other than the
+    # default one only if it exists: start each from nothing.
+    targets[0].unlink(missing_ok=True)
+    for target in targets[1:]:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text("__all__ = []\n")  # nbdev updates this list as it exports into the module
+    try:
+        nb_export(str(path), lib_path=str(package), solo_nb=True)
+    except Exception as e:  # nbdev's own checks fail with bare assertions
+        raise ExportError(f"nbdev could not export {path.name}: {e}") from None
+    for target in targets:
+        if not target.exists():
+            raise ExportError(f"exporting {path.name} wrote no module {target.relative_to(package.parent)}")
+    return targets
 
 
 def _check_syntax(source: str, path: Path) -> None:

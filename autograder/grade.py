@@ -93,16 +93,16 @@ def grade_submission(
 
 def _grade_notebook(notebook: Path | None, exercise: str, test_file: Path, limits: Limits) -> tuple[list[GradedTest], str | None]:
     with tempfile.TemporaryDirectory(prefix="autograder-export-") as package_root:
-        module, load_error = None, None
+        modules, load_error = [], None
         if notebook is None:
             load_error = f"{exercise}.ipynb was not submitted"
         else:
             try:
                 exported = export_notebook(notebook, package_root)
-                module = ".".join(exported.relative_to(package_root).with_suffix("").parts)
+                modules = [".".join(m.relative_to(package_root).with_suffix("").parts) for m in exported]
             except ExportError as e:
                 load_error = str(e)
-        tests, problem = run_in_subprocess(test_file, Path(package_root), module, load_error, limits)
+        tests, problem = run_in_subprocess(test_file, Path(package_root), modules, load_error, limits)
     for test in tests:
         test.notebook = exercise
     return tests, problem or load_error

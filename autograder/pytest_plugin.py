@@ -21,7 +21,7 @@ import signal
 import sys
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -33,11 +33,20 @@ DEFAULT_TEST_TIMEOUT = 60.0
 
 
 class LearnerCode:
-    """The learner's functions, looked up by name with a clear error when one is missing."""
+    """The learner's functions, looked up by name with a clear error when one is missing.
 
-    def __init__(self, namespace: dict, where: str):
+    In a notebook they all live in one namespace. When graded, a notebook may have
+    exported more than one module: its functions to the default module and, in the
+    testing chapter, the learner's own tests to ``tests.test_<name>``. Those extra
+    modules are imported only when a test asks for :meth:`everything`, so a broken
+    test module costs the parts that grade tests, not the whole notebook.
+    """
+
+    def __init__(self, namespace: dict, where: str, extra_modules: Sequence[str] = ()):
         self._namespace = namespace
         self._where = where
+        self._extra_modules = list(extra_modules)
+        self.cache: dict = {}  # results that the tests of one grading run share, e.g. a baseline run
 
     def __getattr__(self, name: str):
         try:
@@ -46,6 +55,13 @@ class LearnerCode:
             raise MissingDefinition(
                 f"{self._where} does not define `{name}`: did its `#| export` cell get deleted, renamed or not run?"
             ) from None
+
+    def everything(self) -> dict:
+        """Every name the learner defined, across all the modules their notebook exported."""
+        merged = dict(self._namespace)
+        for name in self._extra_modules:
+            merged.update(vars(_import_learner_module(name)))
+        return merged
 
 
 class MissingDefinition(AttributeError):
@@ -56,19 +72,31 @@ class LearnerLoadError(Exception):
     """The learner's code could not be loaded at all; every test reports why."""
 
 
-class TestTimeout(Exception):
-    """A single test ran past its time limit."""
+class TestTimeout(BaseException):
+    """A single test ran past its time limit.
+
+    A BaseException, like KeyboardInterrupt, so that learner code which catches
+    ``Exception`` (a retry loop, a test that expects an error) cannot swallow it.
+    """
 
 
-def load_module(name: str) -> LearnerCode:
-    """Import the learner's exported module, turning any failure into a readable message."""
+def load_modules(names: Sequence[str]) -> LearnerCode:
+    """The learner's exported modules: the first is imported now, the others when asked for."""
+    first, *others = names
+    return LearnerCode(vars(_import_learner_module(first)), f"your exported module `{first}`", others)
+
+
+def _import_learner_module(name: str):
+    """Import one of the learner's modules, turning any failure into a readable message."""
     try:
-        module = importlib.import_module(name)
+        return importlib.import_module(name)
     except SyntaxError as e:
         raise LearnerLoadError(f"your code has a syntax error: {e.msg} (line {e.lineno}: {(e.text or '').strip()})") from None
     except BaseException as e:  # a submission may raise anything, SystemExit included, at import
-        raise LearnerLoadError(f"your code raised {type(e).__name__} while loading: {e}{_location(e)}") from None
-    return LearnerCode(vars(module), f"your exported module `{name}`")
+        if isinstance(e, NotImplementedError):
+            # An untouched exercise cell: keep the cause so that the verdict says "not attempted".
+            raise LearnerLoadError(f"`{name}` is not written yet") from e
+        raise LearnerLoadError(f"your code raised {type(e).__name__} while loading `{name}`: {e}{_location(e)}") from None
 
 
 class Grading:
@@ -165,8 +193,13 @@ def graded_marker(item) -> tuple[str, float, bool]:
 
 
 def _description(item) -> str:
+    """The test's docstring, first line; a parametrized test fills it in from its parameters."""
     doc = getattr(item.function, "__doc__", None)
-    return doc.strip().splitlines()[0] if doc and doc.strip() else item.name
+    if not doc or not doc.strip():
+        return item.name
+    line = doc.strip().splitlines()[0]
+    callspec = getattr(item, "callspec", None)
+    return line.format(**callspec.params) if callspec else line
 
 
 def _not_implemented(error: BaseException) -> bool:
@@ -228,7 +261,9 @@ def _time_limit(seconds: float):
 
 def pytest_addoption(parser):
     group = parser.getgroup("autograder")
-    group.addoption("--learner-module", help="dotted name of the learner's exported module")
+    group.addoption(
+        "--learner-module", action="append", help="dotted name of a module the notebook exported; the first is the default"
+    )
     group.addoption("--learner-error", help="the learner's code could not be exported: fail every test with this")
     group.addoption("--results", help="append one JSON line per finished test to this file")
     group.addoption("--part", help="run only the tests of this part")
@@ -246,7 +281,7 @@ def pytest_configure(config):
     def load() -> LearnerCode:
         if error is not None:
             raise LearnerLoadError(error)
-        return load_module(module)
+        return load_modules(module)
 
     def report(event: str, test_id: str, result: GradedTest) -> None:
         with results.open("a") as f:  # one line per test, so a killed run keeps what finished

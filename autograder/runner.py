@@ -66,14 +66,33 @@ def run_in_process(
     return verdicts
 
 
+def planned_tests(test_file: Path) -> list[GradedTest]:
+    """The graded tests that ``test_file`` holds (parametrized cases one by one), without running them."""
+    planned: list[GradedTest] = []
+
+    def keep_collected(event: str, test_id: str, result: GradedTest) -> None:
+        planned.append(result)
+
+    def no_learner() -> LearnerCode:
+        raise RuntimeError("tests are only collected here, never run")
+
+    plugin = Grading(no_learner, keep_collected)
+    args = [str(test_file), "--rootdir", str(test_file.parent), "--collect-only", *PYTEST_ARGS]
+    with contextlib.redirect_stdout(io.StringIO()) as out, contextlib.redirect_stderr(io.StringIO()):
+        code = pytest.main(args, plugins=[pytest_plugin, plugin])
+    if code != pytest.ExitCode.OK:
+        raise RuntimeError(f"the hidden tests in {test_file} could not be collected (pytest exit code {code}):\n{out.getvalue()}")
+    return planned
+
+
 def run_in_subprocess(
     test_file: Path,
     package_root: Path,
-    module: str | None,
+    modules: list[str],
     load_error: str | None = None,
     limits: Limits = Limits(),
 ) -> tuple[list[GradedTest], str | None]:
-    """Run ``test_file`` against ``module`` (importable from ``package_root``) in a fresh process.
+    """Run ``test_file`` against the learner's ``modules`` (importable from ``package_root``) in a fresh process.
 
     The process may use at most ``limits.memory_mb`` of address space: a submission that
     allocates more gets a MemoryError in its own test instead of taking the machine down.
@@ -85,7 +104,10 @@ def run_in_subprocess(
         results = Path(work) / "results.jsonl"
         cmd = [sys.executable, "-m", "pytest", str(test_file), "-p", "autograder.pytest_plugin", *PYTEST_ARGS]
         cmd += ["--rootdir", str(test_file.parent), "--results", str(results), "--test-timeout", str(limits.test_seconds)]
-        cmd += ["--learner-module", module] if load_error is None else ["--learner-error", load_error]
+        if load_error is None:
+            cmd += [arg for module in modules for arg in ("--learner-module", module)]
+        else:
+            cmd += ["--learner-error", load_error]
         env = {**os.environ, "HOME": work, "PYTHONPATH": os.pathsep.join([str(package_root), str(Path(__file__).parent.parent)])}
         env.pop("PYTEST_ADDOPTS", None)
         problem = _run_killable(cmd, cwd=work, env=env, timeout=limits.notebook_seconds, memory_mb=limits.memory_mb)

@@ -9,6 +9,7 @@ import pytest
 
 from autograder.course import EXERCISES, HINTS, SOLUTIONS, hidden_tests_dir
 from autograder.notebook import Exercise
+from autograder.runner import planned_tests
 
 SOLUTION_NOTEBOOKS = sorted(SOLUTIONS.glob("*/*.ipynb"))
 HIDDEN = hidden_tests_dir()
@@ -24,16 +25,11 @@ def graded_cells(path):
 
 
 def hidden_test_points(path):
-    """(part -> points, part -> has a visible test) read from the test file's markers."""
+    """(part -> points, part -> has a visible test), from the tests pytest collects in the file."""
     points, visible = defaultdict(float), defaultdict(bool)
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.FunctionDef):
-            for decorator in node.decorator_list:
-                if isinstance(decorator, ast.Call) and ast.unparse(decorator.func) == "pytest.mark.graded":
-                    part = decorator.args[0].value
-                    keywords = {k.arg: ast.literal_eval(k.value) for k in decorator.keywords}
-                    points[part] += keywords.get("points", 1)
-                    visible[part] |= keywords.get("visible", False)
+    for test in planned_tests(path):
+        points[test.part] = round(points[test.part] + test.max_score, 6)
+        visible[test.part] |= test.visible
     return dict(points), dict(visible)
 
 

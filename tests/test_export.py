@@ -14,7 +14,7 @@ def test_exports_only_marked_cells(tmp_path):
         code_cell("scratch = 1"),
         code_cell("#| export\ndef area(r):\n    return math.pi * r * r"),
     )
-    module = export_notebook(write(nb, tmp_path / "nb.ipynb"), tmp_path / "out")
+    [module] = export_notebook(write(nb, tmp_path / "nb.ipynb"), tmp_path / "out")
     assert module == tmp_path / "out" / "cardfraud" / "warehouse.py"
     text = module.read_text()
     assert "import math" in text and "def area" in text
@@ -28,8 +28,22 @@ def test_export_replaces_a_stale_module(tmp_path):
     write(notebook(code_cell("#| default_exp m"), code_cell("#| export\nx = 1")), path)
     export_notebook(path, tmp_path)
     write(notebook(code_cell("#| default_exp m"), code_cell("#| export\nx = 2")), path)
-    text = export_notebook(path, tmp_path).read_text()
+    text = export_notebook(path, tmp_path)[0].read_text()
     assert "x = 2" in text and "x = 1" not in text
+
+
+def test_tests_export_to_their_own_module(tmp_path):
+    "Do `#| export tests.test_x` cells go to cardfraud/tests/test_x.py, apart from the default module?"
+    nb = notebook(
+        code_cell("#| default_exp images"),
+        code_cell("#| export\ndef f():\n    return 1"),
+        code_cell("#| export tests.test_f\nimport pytest"),
+        code_cell("#| export tests.test_f\ndef test_f():\n    assert True"),
+    )
+    default, tests = export_notebook(write(nb, tmp_path / "nb.ipynb"), tmp_path)
+    assert default == tmp_path / "cardfraud" / "images.py" and "test_f" not in default.read_text()
+    assert tests == tmp_path / "cardfraud" / "tests" / "test_f.py"
+    assert "import pytest" in tests.read_text() and "def test_f" in tests.read_text()
 
 
 @pytest.mark.parametrize(

@@ -113,7 +113,7 @@ def test_subprocess_matches_in_process(hidden, tmp_path):
     "Does grading the exported module in a subprocess give the same points as the namespace in process?"
     source = "def double(x): return abs(x) * 2\ndef halve(x): return x / 2\n"
     write_module(tmp_path / "pkg", source)
-    sub, problem = run_in_subprocess(hidden, tmp_path / "pkg", "cardfraud.numbers")
+    sub, problem = run_in_subprocess(hidden, tmp_path / "pkg", ["cardfraud.numbers"])
     assert problem is None
     inproc = run_in_process(hidden, namespace(source))
     assert [(v.name, v.score) for v in sub] == [(v.name, v.score) for v in inproc]
@@ -122,7 +122,7 @@ def test_subprocess_matches_in_process(hidden, tmp_path):
 def test_syntax_error_fails_every_test_with_the_line(hidden, tmp_path):
     "Does a module that does not compile fail every test with the line of the syntax error?"
     write_module(tmp_path / "pkg", "def double(x):\n    return x *\n")
-    verdicts, _ = run_in_subprocess(hidden, tmp_path / "pkg", "cardfraud.numbers")
+    verdicts, _ = run_in_subprocess(hidden, tmp_path / "pkg", ["cardfraud.numbers"])
     assert len(verdicts) == 3 and all(v.score == 0 for v in verdicts)
     assert all("syntax error" in v.output and "line 2" in v.output for v in verdicts)
 
@@ -130,7 +130,7 @@ def test_syntax_error_fails_every_test_with_the_line(hidden, tmp_path):
 def test_exit_at_import_is_contained(hidden, tmp_path):
     "Does a module that calls sys.exit while loading lose its points without stopping the run?"
     write_module(tmp_path / "pkg", "import sys\nsys.exit(3)\n")
-    verdicts, _ = run_in_subprocess(hidden, tmp_path / "pkg", "cardfraud.numbers")
+    verdicts, _ = run_in_subprocess(hidden, tmp_path / "pkg", ["cardfraud.numbers"])
     assert len(verdicts) == 3 and all("SystemExit" in v.output for v in verdicts)
 
 
@@ -138,7 +138,7 @@ def test_wall_clock_limit_kills_and_keeps_finished_tests(hidden, tmp_path):
     "When the whole run passes its time limit, do finished tests keep their points and the rest say why?"
     write_module(tmp_path / "pkg", "import time\ndef double(x): return 2 * x\ndef halve(x):\n    time.sleep(60)\n")
     verdicts, problem = run_in_subprocess(
-        hidden, tmp_path / "pkg", "cardfraud.numbers", limits=Limits(notebook_seconds=5, test_seconds=0)
+        hidden, tmp_path / "pkg", ["cardfraud.numbers"], limits=Limits(notebook_seconds=5, test_seconds=0)
     )
     assert "stopped after 5 s" in problem
     scores = {v.name: v.score for v in verdicts}
@@ -148,7 +148,7 @@ def test_wall_clock_limit_kills_and_keeps_finished_tests(hidden, tmp_path):
 def test_memory_bomb_is_contained(hidden, tmp_path):
     "Does code that allocates far too much fail its own test with MemoryError while the others pass?"
     write_module(tmp_path / "pkg", "def double(x):\n    return len(bytearray(8 * 2**30))\ndef halve(x): return x / 2\n")
-    verdicts, _ = run_in_subprocess(hidden, tmp_path / "pkg", "cardfraud.numbers", limits=Limits(memory_mb=1024))
+    verdicts, _ = run_in_subprocess(hidden, tmp_path / "pkg", ["cardfraud.numbers"], limits=Limits(memory_mb=1024))
     scores = {v.name: (v.score, v.output) for v in verdicts}
     assert scores["Halves a number."][0] == 1
     assert "MemoryError" in scores["Doubles a positive number."][1]

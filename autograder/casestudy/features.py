@@ -1,0 +1,42 @@
+"""A behavioural feature of the fraud model, as the feature pipeline computes it.
+
+A stolen card is used in bursts: several payments within minutes. ``card_velocity``
+counts, for every payment, the same card's payments in the hour before it, and sums
+their amounts. It must be point-in-time correct: a payment's features may only use
+payments that happened strictly before it.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+
+def card_velocity(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyRelation:
+    """Per payment in the ``transactions`` table: the card's activity in the hour before it.
+
+    ``transactions`` needs the columns ``transaction_id``, ``card_id``, ``ts`` (a
+    timestamp) and ``amount``. The result has one row per payment, ordered by
+    ``transaction_id``, with the columns:
+
+    - ``transaction_id``;
+    - ``n_prev_1h`` (BIGINT): how many payments the same card made in the hour before
+      this one: at or after ``ts - 1 hour`` and strictly before ``ts``. Payments at the
+      very same moment are not "before" and are not counted;
+    - ``amount_prev_1h`` (DOUBLE): the sum of their amounts, 0 when there are none.
+    """
+    return con.sql(
+        """
+        SELECT
+            transaction_id,
+            count(*) OVER last_hour AS n_prev_1h,
+            coalesce(sum(amount) OVER last_hour, 0)::DOUBLE AS amount_prev_1h
+        FROM transactions
+        WINDOW last_hour AS (
+            PARTITION BY card_id ORDER BY ts
+            -- Ends just before the payment: the payment itself, and any at the same
+            -- moment, happened "now", not before.
+            RANGE BETWEEN INTERVAL 1 HOUR PRECEDING AND INTERVAL 1 MICROSECOND PRECEDING
+        )
+        ORDER BY transaction_id
+        """
+    )

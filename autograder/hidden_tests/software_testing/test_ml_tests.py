@@ -1,0 +1,172 @@
+"""Hidden tests of exercises/software_testing/ml_tests.ipynb."""
+
+import copy
+
+import pandas as pd
+import pytest
+import torch
+
+from autograder.casestudy.features import card_velocity
+from autograder.casestudy.model import FraudNet, random_batch
+from autograder.mutation import Mutant, assert_tests_catch
+
+# --- Part 1: velocity_tests (graded by the bugs your tests catch) ------------------------
+
+WINDOW = "RANGE BETWEEN INTERVAL 1 HOUR PRECEDING AND INTERVAL 1 MICROSECOND PRECEDING"
+
+VISIBLE_BUGS = [
+    Mutant(
+        "counts the payment itself (and any at the same moment) in its own window",
+        {"AND INTERVAL 1 MICROSECOND PRECEDING": "AND CURRENT ROW"},
+    ),
+    Mutant(
+        "looks at the hour after each payment instead of the hour before (it leaks future rows)",
+        {"ORDER BY ts\n": "ORDER BY ts DESC\n"},
+    ),
+    Mutant("counts every card's payments, not only the same card's", {"PARTITION BY card_id ": ""}),
+    Mutant(
+        "gives NULL instead of 0 as the amount when there is no earlier payment",
+        {"coalesce(sum(amount) OVER last_hour, 0)": "sum(amount) OVER last_hour"},
+    ),
+]
+HIDDEN_BUGS = [
+    Mutant("uses a one-day window instead of one hour", {"INTERVAL 1 HOUR PRECEDING": "INTERVAL 1 DAY PRECEDING"}),
+    Mutant(
+        "leaves out a payment made exactly one hour earlier",
+        {"INTERVAL 1 HOUR PRECEDING": "INTERVAL 3599999999 MICROSECONDS PRECEDING"},
+    ),
+    Mutant("counts the card's last three payments whatever their time", {WINDOW: "ROWS BETWEEN 3 PRECEDING AND 1 PRECEDING"}),
+    Mutant("averages the earlier amounts instead of adding them up", {"sum(amount)": "avg(amount)"}),
+    Mutant(
+        "returns the count as a floating-point number instead of an integer",
+        {"count(*) OVER last_hour AS": "(count(*) OVER last_hour)::DOUBLE AS"},
+    ),
+    Mutant(
+        "drops the payments that have no earlier payment in the hour",
+        {"ORDER BY transaction_id": "QUALIFY n_prev_1h > 0 ORDER BY transaction_id"},
+    ),
+]
+
+
+@pytest.mark.graded("velocity_tests", points=0.6, visible=True)
+@pytest.mark.parametrize("bug", VISIBLE_BUGS, ids=lambda bug: bug.behaviour)
+def test_tests_catch_a_visible_bug(learner, bug):
+    "Your tests catch a card_velocity that {bug}."
+    assert_tests_catch(learner, card_velocity, bug)
+
+
+@pytest.mark.graded("velocity_tests", points=0.6)
+@pytest.mark.parametrize("bug", HIDDEN_BUGS, ids=lambda bug: bug.behaviour)
+def test_tests_catch_a_hidden_bug(learner, bug):
+    "Your tests catch a card_velocity that {bug}."
+    assert_tests_catch(learner, card_velocity, bug)
+
+
+# --- Part 2: overfit_one_batch -------------------------------------------------------------
+
+
+def untrained(seed: int = 0) -> FraudNet:
+    torch.manual_seed(seed)
+    return FraudNet()
+
+
+def losses_of(learner, model, batch, steps, lr) -> list:
+    losses = learner.overfit_one_batch(model, batch, steps=steps, lr=lr)
+    assert isinstance(losses, list), f"overfit_one_batch should return a list of losses, not a {type(losses).__name__}"
+    assert len(losses) == steps, f"with steps={steps}, overfit_one_batch should return {steps} losses, not {len(losses)}"
+    assert all(isinstance(loss, float) for loss in losses), (
+        "each loss should be a Python float (use loss.item()), not a tensor: tensors keep the whole graph alive"
+    )
+    return losses
+
+
+@pytest.mark.graded("overfit_one_batch", points=1, visible=True)
+def test_returns_the_loss_before_each_step(learner):
+    "Returns one float per step, the first being the untrained model's loss on the batch."
+    model, batch = untrained(), random_batch(32, seed=1)
+    category, numeric, labels = batch
+    with torch.no_grad():
+        expected = torch.nn.functional.binary_cross_entropy_with_logits(copy.deepcopy(model)(category, numeric), labels).item()
+    losses = losses_of(learner, model, batch, steps=5, lr=0.01)
+    assert abs(losses[0] - expected) < 1e-5, (
+        f"the first loss should be the binary cross-entropy of the untrained model on the batch, {expected:.5f}; "
+        f"got {losses[0]:.5f}. Record the loss before the optimizer's step."
+    )
+
+
+@pytest.mark.graded("overfit_one_batch", points=1, visible=True)
+def test_memorises_one_batch(learner):
+    "Drives FraudNet's loss on 32 random examples below 1% of where it started."
+    losses = losses_of(learner, untrained(2), random_batch(32, seed=2), steps=300, lr=0.01)
+    assert losses[-1] < 0.01 * losses[0], (
+        f"after 300 steps of Adam at lr=0.01 the loss should fall below 1% of its start ({losses[0]:.3f}); "
+        f"it ended at {losses[-1]:.4f}. Is every step computing the loss, calling backward() and step(), "
+        "and zeroing the gradients?"
+    )
+
+
+@pytest.mark.graded("overfit_one_batch", points=1)
+def test_trains_in_place_honestly(learner):
+    "Trains the model it is given, leaves the batch alone, and honours lr."
+    model, batch = untrained(3), random_batch(16, seed=3)
+    before = copy.deepcopy(model.state_dict())
+    saved = [t.clone() for t in batch]
+    losses_of(learner, model, batch, steps=20, lr=0.01)
+    changed = [name for name, value in model.state_dict().items() if not torch.equal(value, before[name])]
+    assert changed, "the model's weights did not change: train the model passed in, not a copy"
+    assert all(torch.equal(a, b) for a, b in zip(batch, saved)), "the batch's tensors were modified: leave the data alone"
+    frozen = losses_of(learner, untrained(4), random_batch(16, seed=4), steps=10, lr=0.0)
+    assert max(frozen) - min(frozen) < 1e-6, "with lr=0 the loss should not change: pass lr to the optimizer"
+
+
+# --- Part 3: time_split_leaks ----------------------------------------------------------------
+
+
+def payments(ids, days, reported=None) -> pd.DataFrame:
+    start = pd.Timestamp("2025-03-01")
+    frame = pd.DataFrame({"transaction_id": ids, "ts": [start + pd.Timedelta(days=d) for d in days]})
+    reported = reported or [None] * len(ids)
+    frame["reported_at"] = pd.to_datetime([None if r is None else start + pd.Timedelta(days=r) for r in reported])
+    return frame
+
+
+def leaks_of(learner, train, test) -> dict:
+    got = learner.time_split_leaks(train, test)
+    assert isinstance(got, dict), f"time_split_leaks should return a dict, not a {type(got).__name__}"
+    keys = {"shared_ids", "train_after_test_start", "labels_from_future"}
+    assert set(got) == keys, f"the dict should have exactly the keys {sorted(keys)}; it has {sorted(got)}"
+    return {k: int(v) for k, v in got.items()}
+
+
+@pytest.mark.graded("time_split_leaks", points=1, visible=True)
+def test_clean_split_has_no_leaks(learner):
+    "Finds nothing in a clean split, and counts payments in both halves."
+    train = payments([1, 2, 3], [0, 1, 2], [None, 5, None])
+    test = payments([4, 5], [10, 11], [None, 12])
+    assert leaks_of(learner, train, test) == {"shared_ids": 0, "train_after_test_start": 0, "labels_from_future": 0}, (
+        "this split is clean (train ends before test starts, the one train label arrived before test starts)"
+    )
+    shared = leaks_of(learner, train, payments([3, 1, 9], [10, 11, 12]))["shared_ids"]
+    assert shared == 2, f"payments 1 and 3 are in both halves: shared_ids should be 2, got {shared}"
+
+
+@pytest.mark.graded("time_split_leaks", points=1)
+def test_counts_train_rows_after_test_start(learner):
+    "Counts training payments made at or after the first test payment."
+    train = payments([1, 2, 3, 4], [0, 5, 10, 20])
+    test = payments([5, 6], [10, 15])
+    got = leaks_of(learner, train, test)["train_after_test_start"]
+    assert got == 2, f"payments 3 (at the test's first moment) and 4 (after it) leak: expected 2, got {got}"
+
+
+@pytest.mark.graded("time_split_leaks", points=1)
+def test_counts_labels_reported_after_test_start(learner):
+    "Counts training labels that were reported only after the test period began."
+    train = payments([1, 2, 3, 4], [0, 1, 2, 3], [None, 9, 10, 30])
+    test = payments([5, 6], [10, 12], [11, None])
+    got = leaks_of(learner, train, test)
+    assert got["labels_from_future"] == 2, (
+        f"payments 3 (reported at the test's first moment) and 4 (reported later) have labels that were not yet known; "
+        f"expected labels_from_future = 2, got {got['labels_from_future']}"
+    )
+    assert got["train_after_test_start"] == 0, "no training payment is after the test period starts here"

@@ -1,0 +1,235 @@
+"""Grading the learner's own tests by the bugs they catch: mutation testing.
+
+A test-writing part hands the learner a function, the *target*, and asks for pytest
+tests of it. Their tests receive the target as a fixture of the same name, which lets
+the grader hand them other versions of it:
+
+1. the reference, and an equivalent copy of it compiled afresh: every test must pass
+   on both, or the part scores zero (a test that fails on correct code catches
+   nothing; a test that checks *which* function it got, by identity or by source
+   text, rather than *what it does*, fails on the copy);
+2. each *mutant*: a copy of the reference with one planted bug, written as text
+   replacements in the reference's source, as mutation-testing tools do. A mutant is
+   caught when at least one test fails on it.
+
+Each mutant is one graded hidden test, named by what the bug does, in words, so the
+learner's feedback lists the behaviours their tests leave unchecked without showing
+the buggy code. Tests that assert nothing, or only call the target, catch nothing:
+no mutant raises an error on valid input.
+
+The learner's tests run in a nested pytest session in this process, collected from
+their namespace (the notebook's globals, or the modules their notebook exported), so
+fixtures, ``parametrize`` and Hypothesis work as they would in a real test suite.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import io
+import os
+import tempfile
+import textwrap
+import types
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from autograder.pytest_plugin import LearnerCode, TestTimeout, _location, explain
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """One planted bug: each key of ``edits`` replaced by its value in the reference's source."""
+
+    behaviour: str  # what the buggy version does, completing "a version that ..."
+    edits: dict[str, str]
+
+    def __str__(self) -> str:
+        return self.behaviour
+
+    def apply(self, reference: Callable) -> Callable:
+        source = textwrap.dedent(inspect.getsource(reference))
+        for find, replace in self.edits.items():
+            if (count := source.count(find)) != 1:
+                raise ValueError(f"mutant {self.behaviour!r}: {find!r} occurs {count} times in {reference.__name__}, not once")
+            source = source.replace(find, replace)
+        return _compile(reference, source, f"<mutant of {reference.__name__}>")
+
+
+def equivalent_copy(reference: Callable) -> Callable:
+    """The reference compiled afresh from its source: the same behaviour in a different object."""
+    return _compile(reference, textwrap.dedent(inspect.getsource(reference)), f"<copy of {reference.__name__}>")
+
+
+def _compile(reference: Callable, source: str, filename: str) -> Callable:
+    namespace = dict(vars(inspect.getmodule(reference)))  # the reference's imports and helpers
+    exec(compile(source, filename, "exec"), namespace)
+    return namespace[reference.__name__]
+
+
+def assert_tests_catch(learner: LearnerCode, reference: Callable, mutant: Mutant) -> None:
+    """Fail, with a message for the learner, unless their tests pass on the reference and fail on the mutant."""
+    name = reference.__name__
+    _assert_tests_pass_on_reference(learner, reference)
+    failures = run_learner_tests(learner.everything(), name, mutant.apply(reference))
+    if not any(failures.values()):
+        raise AssertionError(
+            f"no test noticed a version of `{name}` that {mutant.behaviour}: add a test that checks this behaviour of `{name}`"
+        )
+
+
+def _assert_tests_pass_on_reference(learner: LearnerCode, reference: Callable) -> None:
+    # Every mutant asks the same question first: run the reference once per grading run.
+    key = ("mutation-baseline", reference.__module__, reference.__name__)
+    if key not in learner.cache:
+        learner.cache[key] = _baseline_problem(learner.everything(), reference)
+    if learner.cache[key]:
+        raise AssertionError(learner.cache[key])
+
+
+def _baseline_problem(namespace: dict, reference: Callable) -> str | None:
+    """Why the learner's tests cannot be graded against ``reference``, or None if they can."""
+    name = reference.__name__
+    test_functions = [n for n, v in namespace.items() if n.startswith("test") and inspect.isfunction(v)]
+    if not test_functions:
+        raise NotImplementedError("no tests written yet")
+    for implementation, which in ((reference, "the correct"), (equivalent_copy(reference), "a correct copy of")):
+        failures = run_learner_tests(namespace, name, implementation)
+        if not failures:
+            return (
+                f"none of your tests asks for the `{name}` fixture, so none of them can be graded: "
+                f"write them as `def test_something({name}):` and call the `{name}` they receive"
+            )
+        failed = {test: why for test, why in failures.items() if why}
+        if failed:
+            shown = "; ".join(f"`{test}` fails: {why}" for test, why in list(failed.items())[:3])
+            return (
+                f"{len(failed)} of your {len(failures)} tests fail on {which} `{name}`, so they cannot tell a bug "
+                f"from correct code: {shown}. Fix them so that they pass on the `{name}` they receive; "
+                "until then this part scores zero"
+            )
+    return None
+
+
+def run_learner_tests(namespace: dict, target: str, implementation: Callable) -> dict[str, str | None]:
+    """Run the tests in ``namespace`` that ask for the fixture ``target``, given ``implementation``.
+
+    Returns, per test (parametrized cases separately), None if it passed, else why it
+    failed. Tests that do not ask for ``target`` are not run.
+    """
+    harness = _Harness(namespace, target, implementation)
+    with tempfile.TemporaryDirectory(prefix="autograder-learner-tests-") as folder:
+        harness.path = Path(folder) / "test_learner.py"
+        harness.path.touch()
+        args = [str(harness.path), "--rootdir", folder, "-c", os.devnull, "-q", "--capture=sys"]
+        args += ["-p", "no:cacheprovider", "--disable-plugin-autoload", "-p", "no:randomly"]
+        # The learner's tests should not see the grader's own settings, such as
+        # warnings turned into errors.
+        with (
+            contextlib.redirect_stdout(io.StringIO()),
+            contextlib.redirect_stderr(io.StringIO()),
+            warnings.catch_warnings(),
+            _hypothesis_for_grading(namespace),
+        ):
+            warnings.simplefilter("default")
+            pytest.main(args, plugins=[harness])
+    if harness.timeout is not None:
+        raise harness.timeout
+    return harness.outcomes
+
+
+@contextlib.contextmanager
+def _hypothesis_for_grading(namespace: dict):
+    """Grading settings on the learner's Hypothesis tests, for the length of one run.
+
+    Hypothesis fixes a test's settings when ``@given`` decorates it, so a profile loaded
+    now would change nothing: each test's own settings get the grading ones on top
+    (keeping, say, its ``max_examples``) and are restored afterwards.
+    """
+    from hypothesis import Phase, settings
+
+    grading = {
+        "derandomize": True,  # the same examples on every run: a regrade gives the same points
+        "database": None,  # no example database written next to the notebook
+        "deadline": None,
+        "print_blob": False,
+        # A grader needs to know that a test failed, not the smallest example that fails.
+        "phases": [Phase.explicit, Phase.reuse, Phase.generate],
+        "report_multiple_bugs": False,
+    }
+    patched = []
+    for test in namespace.values():
+        own = getattr(test, "_hypothesis_internal_use_settings", None)
+        if inspect.isfunction(test) and isinstance(own, settings):
+            patched.append((test, own))
+            test._hypothesis_internal_use_settings = settings(own, **grading)
+    try:
+        yield
+    finally:
+        for test, own in patched:
+            test._hypothesis_internal_use_settings = own
+
+
+class _LearnerTests(pytest.Module):
+    """A test module whose contents are the learner's namespace, not a file's."""
+
+    namespace: dict
+
+    def _getobj(self):
+        module = types.ModuleType("learner_tests")
+        module.__dict__.update(self.namespace)
+        return module
+
+
+class _Harness:
+    """Plugin for one nested session: collects the learner's tests, provides the target, records outcomes."""
+
+    def __init__(self, namespace: dict, target: str, implementation: Callable):
+        self.namespace = dict(namespace)
+        self.target = target
+        self.path: Path | None = None
+        self.outcomes: dict[str, str | None] = {}
+        self.timeout: TestTimeout | None = None
+
+        @pytest.fixture(name=target, scope="session")
+        def provide():
+            return implementation
+
+        # A name the learner's own code cannot clash with.
+        self.namespace["_autograder_provides_target"] = provide
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_pycollect_makemodule(self, module_path, parent):
+        if module_path == self.path:
+            module = _LearnerTests.from_parent(parent, path=module_path)
+            module.namespace = self.namespace
+            return module
+        return None
+
+    def pytest_collection_modifyitems(self, items):
+        items[:] = [item for item in items if self.target in getattr(item, "fixturenames", ())]
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(self, item, call):
+        report = yield
+        name = item.name
+        if call.excinfo is not None and isinstance(call.excinfo.value, TestTimeout):
+            # The grader's time limit for this hidden test: stop the learner's run too.
+            self.timeout = call.excinfo.value
+            item.session.shouldstop = "time limit"
+        if report.failed:
+            self.outcomes[name] = self.outcomes.get(name) or _why(call.excinfo.value, item.path)
+        elif call.when == "call" or report.skipped:
+            self.outcomes.setdefault(name, None)
+        return report
+
+
+def _why(error: BaseException, path: Path) -> str:
+    """Why one of the learner's tests failed; a bare ``assert`` is found by its line."""
+    if isinstance(error, AssertionError) and not str(error).strip():
+        return f"an `assert` failed{_location(error, path)}"
+    return explain(error, path)
