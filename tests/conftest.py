@@ -32,12 +32,12 @@ def write(nb: nbformat.NotebookNode, path: Path) -> Path:
     return path
 
 
-def released(exercise: str) -> nbformat.NotebookNode:
-    return nbformat.read(EXERCISES / CHAPTER / f"{exercise}.ipynb", as_version=4)
+def released(exercise: str, chapter: str = CHAPTER) -> nbformat.NotebookNode:
+    return nbformat.read(EXERCISES / chapter / f"{exercise}.ipynb", as_version=4)
 
 
-def solution(exercise: str) -> nbformat.NotebookNode:
-    return nbformat.read(SOLUTIONS / CHAPTER / f"{exercise}.ipynb", as_version=4)
+def solution(exercise: str, chapter: str = CHAPTER) -> nbformat.NotebookNode:
+    return nbformat.read(SOLUTIONS / chapter / f"{exercise}.ipynb", as_version=4)
 
 
 def answer_cell(nb: nbformat.NotebookNode, grade_id: str) -> nbformat.NotebookNode:
@@ -69,6 +69,48 @@ PARTIAL_POINTS = {
     ("training_data", "parquet_stream"): 0.0,
     ("training_data", "shuffled"): 0.0,
 }
+
+
+TESTING_CHAPTER = "software_testing"
+# A learner whose letterbox tests check only the output's shape and dtype: they catch
+# three of the twelve planted bugs (float64, channels first, rescaled to [0, 1]).
+SHAPE_AND_DTYPE_TESTS = """#| export tests.test_letterbox
+def test_shape_and_dtype(letterbox):
+    out = letterbox(np.zeros((30, 20, 3), np.uint8), 16)
+    assert out.shape == (16, 16, 3)
+    assert out.dtype == np.uint8
+"""
+
+
+def partial_preprocessing_tests() -> nbformat.NotebookNode:
+    """Parts 1 and 3 answered from the reference, part 2 with a weak test suite: 3 + 1.5 + 3 points."""
+    learner, reference = released("preprocessing_tests", TESTING_CHAPTER), solution("preprocessing_tests", TESTING_CHAPTER)
+    for grade_id in ("images_answer", "check_model_input_answer"):
+        answer_cell(learner, grade_id).source = answer_cell(reference, grade_id).source
+    answer_cell(learner, "letterbox_tests_answer").source = SHAPE_AND_DTYPE_TESTS
+    return learner
+
+
+TESTING_PARTIAL_POINTS = {
+    ("preprocessing_tests", "images"): 3.0,
+    ("preprocessing_tests", "letterbox_tests"): 1.5,
+    ("preprocessing_tests", "check_model_input"): 3.0,
+    ("ml_tests", "velocity_tests"): 0.0,
+    ("ml_tests", "overfit_one_batch"): 0.0,
+    ("ml_tests", "time_split_leaks"): 0.0,
+}
+
+
+@pytest.fixture
+def testing_class(tmp_path) -> Path:
+    """A submitted/ tree for the testing chapter: full, untouched and partial (weak tests of letterbox)."""
+    submitted = tmp_path / "submitted"
+    for exercise in ("preprocessing_tests", "ml_tests"):
+        shutil.copy(SOLUTIONS / TESTING_CHAPTER / f"{exercise}.ipynb", _mkdir(submitted / "full" / TESTING_CHAPTER))
+        shutil.copy(EXERCISES / TESTING_CHAPTER / f"{exercise}.ipynb", _mkdir(submitted / "zero" / TESTING_CHAPTER))
+    write(partial_preprocessing_tests(), submitted / "partial" / TESTING_CHAPTER / "preprocessing_tests.ipynb")
+    shutil.copy(EXERCISES / TESTING_CHAPTER / "ml_tests.ipynb", submitted / "partial" / TESTING_CHAPTER)
+    return submitted
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from nbgrader.api import Gradebook
 
 from autograder.course import ROOT, hidden_tests_dir
 from autograder.grade import grade
-from tests.conftest import CHAPTER, PARTIAL_POINTS
+from tests.conftest import CHAPTER, PARTIAL_POINTS, TESTING_CHAPTER, TESTING_PARTIAL_POINTS
 
 pytestmark = pytest.mark.slow
 
@@ -24,24 +24,36 @@ def nbgrader(course, *args):
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_autograde_and_grade_agree(class_of_three, tmp_path):
-    "Do nbgrader's cell scores equal our grader's part scores for a full, a zero and a partial submission?"
-    course = tmp_path / "course"
+def autograde(course_root, submitted, chapter):
+    """nbgrader's and our points per (notebook, part), for every student of a chapter's class."""
+    course = course_root / "course"
     course.mkdir()
     shutil.copy(ROOT / "nbgrader_config.py", course)
     shutil.copytree(ROOT / "solutions", course / "solutions")
-    shutil.copytree(class_of_three, course / "submitted")
-    nbgrader(course, "generate_assignment", CHAPTER, "--force")
-    nbgrader(course, "autograde", CHAPTER, "--force")
+    shutil.copytree(submitted, course / "submitted")
+    nbgrader(course, "generate_assignment", chapter, "--force")
+    nbgrader(course, "autograde", chapter, "--force")
 
     ours = {r.student: r.part_scores() for r in grade(course / "submitted", hidden_tests_dir())}
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
         theirs = {
-            student: {
-                (notebook, cell): gradebook.find_grade(cell, notebook, CHAPTER, student).score for notebook, cell in ours[student]
-            }
-            for student in ("full", "zero", "partial")
+            student: {(notebook, cell): gradebook.find_grade(cell, notebook, chapter, student).score for notebook, cell in parts}
+            for student, parts in ours.items()
         }
+    return theirs, ours
+
+
+def test_autograde_and_grade_agree(class_of_three, tmp_path):
+    "Do nbgrader's cell scores equal our grader's part scores for a full, a zero and a partial submission?"
+    theirs, ours = autograde(tmp_path, class_of_three, CHAPTER)
     assert theirs == ours
     assert ours["partial"] == PARTIAL_POINTS
     assert sum(ours["full"].values()) == 22 and sum(ours["zero"].values()) == 0
+
+
+def test_autograde_and_grade_agree_on_mutation_points(testing_class, tmp_path):
+    "Do nbgrader and our grader give the same points to learners' own tests, graded by the bugs they catch?"
+    theirs, ours = autograde(tmp_path, testing_class, TESTING_CHAPTER)
+    assert theirs == ours
+    assert ours["partial"] == TESTING_PARTIAL_POINTS
+    assert sum(ours["full"].values()) == 24 and sum(ours["zero"].values()) == 0
