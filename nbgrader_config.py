@@ -11,7 +11,7 @@ c = get_config()  # noqa: F821 (nbgrader provides get_config)
 c.CourseDirectory.course_id = "applied-ml-in-industry"
 c.CourseDirectory.source_directory = "solutions"
 c.CourseDirectory.release_directory = "exercises"
-c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "cardfraud"]
+c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "cardfraud", ".hypothesis"]
 
 # A graded course keeps its hidden tests out of the learners' copy: run nbgrader with
 # AUTOGRADER_HIDDEN_TESTS=/private/hidden_tests in its environment; the kernels it

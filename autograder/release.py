@@ -48,7 +48,7 @@ def stale_files() -> list[str]:
 def _differences(fresh: Path, current: Path, shown_as: Path) -> list[str]:
     if not current.exists():
         return [f"{shown_as}/ (missing)"]
-    comparison = filecmp.dircmp(fresh, current, ignore=[".ipynb_checkpoints", "__pycache__"])
+    comparison = filecmp.dircmp(fresh, current, ignore=[".ipynb_checkpoints", "__pycache__", ".hypothesis"])
     found = [f"{shown_as / name} (differs)" for name in comparison.diff_files]
     found += [f"{shown_as / name} (missing)" for name in comparison.left_only]
     found += [f"{shown_as / name} (not in solutions/)" for name in comparison.right_only]

@@ -110,6 +110,9 @@ def run_in_subprocess(
             cmd += ["--learner-error", load_error]
         env = {**os.environ, "HOME": work, "PYTHONPATH": os.pathsep.join([str(package_root), str(Path(__file__).parent.parent)])}
         env.pop("PYTEST_ADDOPTS", None)
+        # Hidden tests need only our plugin: loading every installed one (nbval, ...)
+        # costs seconds per notebook.
+        env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
         problem = _run_killable(cmd, cwd=work, env=env, timeout=limits.notebook_seconds, memory_mb=limits.memory_mb)
         collected, finished = _read_results(results)
     verdicts = [finished.get(key, _did_not_run(planned, problem)) for key, planned in collected.items()]

@@ -72,30 +72,30 @@ PARTIAL_POINTS = {
 
 
 TESTING_CHAPTER = "software_testing"
-# A learner whose letterbox tests check only the output's shape and dtype: they catch
-# three of the twelve planted bugs (float64, channels first, rescaled to [0, 1]).
-SHAPE_AND_DTYPE_TESTS = """#| export tests.test_letterbox
-def test_shape_and_dtype(letterbox):
-    out = letterbox(np.zeros((30, 20, 3), np.uint8), 16)
-    assert out.shape == (16, 16, 3)
-    assert out.dtype == np.uint8
+# A learner whose tests of to_model_input check only the batch's shape and dtype: they
+# catch two of the twelve planted bugs (channels last, float64).
+SHAPE_AND_DTYPE_TESTS = """#| export tests.test_to_model_input
+def test_shape_and_dtype(to_model_input):
+    batch = to_model_input([np.zeros((30, 20, 3), np.uint8)], 16)
+    assert batch.shape == (1, 3, 16, 16)
+    assert batch.dtype == torch.float32
 """
 
 
 def partial_preprocessing_tests() -> nbformat.NotebookNode:
-    """Parts 1 and 3 answered from the reference, part 2 with a weak test suite: 3 + 1.5 + 3 points."""
+    """Parts 1 and 3 answered from the reference, part 2 with a weak test suite: 3 + 1 + 3 points."""
     learner, reference = released("preprocessing_tests", TESTING_CHAPTER), solution("preprocessing_tests", TESTING_CHAPTER)
     for grade_id in ("images_answer", "check_model_input_answer"):
         answer_cell(learner, grade_id).source = answer_cell(reference, grade_id).source
-    answer_cell(learner, "letterbox_tests_answer").source = SHAPE_AND_DTYPE_TESTS
+    answer_cell(learner, "model_input_tests_answer").source = SHAPE_AND_DTYPE_TESTS
     return learner
 
 
 TESTING_PARTIAL_POINTS = {
     ("preprocessing_tests", "images"): 3.0,
-    ("preprocessing_tests", "letterbox_tests"): 1.5,
+    ("preprocessing_tests", "model_input_tests"): 1.0,
     ("preprocessing_tests", "check_model_input"): 3.0,
-    ("ml_tests", "velocity_tests"): 0.0,
+    ("ml_tests", "history_tests"): 0.0,
     ("ml_tests", "overfit_one_batch"): 0.0,
     ("ml_tests", "time_split_leaks"): 0.0,
 }
@@ -103,7 +103,7 @@ TESTING_PARTIAL_POINTS = {
 
 @pytest.fixture
 def testing_class(tmp_path) -> Path:
-    """A submitted/ tree for the testing chapter: full, untouched and partial (weak tests of letterbox)."""
+    """A submitted/ tree for the testing chapter: full, untouched and partial (weak tests of to_model_input)."""
     submitted = tmp_path / "submitted"
     for exercise in ("preprocessing_tests", "ml_tests"):
         shutil.copy(SOLUTIONS / TESTING_CHAPTER / f"{exercise}.ipynb", _mkdir(submitted / "full" / TESTING_CHAPTER))

@@ -15,7 +15,10 @@ from autograder.runner import run_in_process
 
 CHAPTER = "software_testing"
 # (notebook, mutation-graded part, fixture name, points)
-MUTATION_PARTS = [("preprocessing_tests", "letterbox_tests", "letterbox", 6), ("ml_tests", "velocity_tests", "card_velocity", 6)]
+MUTATION_PARTS = [
+    ("preprocessing_tests", "model_input_tests", "to_model_input", 6),
+    ("ml_tests", "history_tests", "amount_vs_history", 6),
+]
 
 
 def learner_tests(source: str) -> LearnerCode:
@@ -51,23 +54,23 @@ def test_always_failing_tests_earn_nothing(notebook, part, target, points):
 
 
 CALLS_ONLY = {
-    "letterbox": """
+    "to_model_input": """
         import numpy as np
 
-        def test_calls(letterbox):
-            for shape in [(100, 40, 3), (40, 100, 3), (8, 8, 3), (1, 300, 3), (300, 1, 3)]:
-                letterbox(np.full(shape, 128, np.uint8), 32)
-                letterbox(np.full(shape, 128, np.uint8), 32, fill=255)
+        def test_calls(to_model_input):
+            photos = [np.full(shape, 128, np.uint8) for shape in [(100, 40, 3), (40, 100, 3), (8, 8, 3), (1, 300, 3)]]
+            to_model_input(photos, 32)
+            to_model_input(photos[:1], 16)
         """,
-    "card_velocity": """
+    "amount_vs_history": """
         import duckdb
 
-        def test_calls(card_velocity):
+        def test_calls(amount_vs_history):
             con = duckdb.connect()
             con.execute("CREATE TABLE transactions (transaction_id INTEGER, card_id VARCHAR, ts TIMESTAMP, amount DOUBLE)")
-            con.execute("INSERT INTO transactions VALUES (1, 'a', '2025-03-01 10:00', 5), (2, 'a', '2025-03-01 10:10', 7), "
-                        "(3, 'b', '2025-03-01 10:20', 1), (4, 'a', '2025-03-01 11:00', 2)")
-            card_velocity(con).fetchall()
+            con.execute("INSERT INTO transactions VALUES (1, 'a', '2025-03-01 10:00', 5), (2, 'a', '2025-03-04 10:10', 7), "
+                        "(3, 'b', '2025-03-05 10:20', 1), (4, 'a', '2025-03-20 11:00', 2)")
+            amount_vs_history(con).fetchall()
         """,
 }
 
@@ -82,68 +85,68 @@ def test_calling_without_checking_earns_nothing(notebook, part, target, points):
 def test_checking_which_function_arrived_earns_nothing():
     "Does a test that checks the function's identity, not its behaviour, fail on the equivalent copy and earn zero?"
     cheat = """
-        from autograder.casestudy.images import letterbox as reference
+        from autograder.casestudy.images import to_model_input as reference
 
-        def test_is_the_real_one(letterbox):
-            assert letterbox is reference
+        def test_is_the_real_one(to_model_input):
+            assert to_model_input is reference
         """
-    verdicts = grade_part("preprocessing_tests", "letterbox_tests", learner_tests(cheat))
+    verdicts = grade_part("preprocessing_tests", "model_input_tests", learner_tests(cheat))
     assert score(verdicts) == 0
-    assert all("fail on a correct copy of `letterbox`" in v.output for v in verdicts)
+    assert all("fail on a correct copy of `to_model_input`" in v.output for v in verdicts)
 
 
 def test_a_partial_suite_earns_partial_points_and_names_what_it_missed():
     "Does a suite that checks only shape and dtype earn points for those bugs, and name the others in words, without code?"
     partial = """
         import numpy as np
+        import torch
 
-        def test_shape_and_dtype(letterbox):
-            out = letterbox(np.zeros((30, 20, 3), np.uint8), 16)
-            assert out.shape == (16, 16, 3)
-            assert out.dtype == np.uint8
+        def test_shape_and_dtype(to_model_input):
+            batch = to_model_input([np.zeros((30, 20, 3), np.uint8)], 16)
+            assert batch.shape == (1, 3, 16, 16)
+            assert batch.dtype == torch.float32
         """
-    verdicts = grade_part("preprocessing_tests", "letterbox_tests", learner_tests(partial))
+    verdicts = grade_part("preprocessing_tests", "model_input_tests", learner_tests(partial))
     caught = {v.name for v in verdicts if v.status == PASSED}
     assert caught == {
-        "Your tests catch a letterbox that returns float64 pixels instead of uint8.",
-        "Your tests catch a letterbox that returns the channels first, shape (3, size, size).",
-        "Your tests catch a letterbox that rescales pixel values to the range 0 to 1.",
+        "Your tests catch a to_model_input that leaves the channels last, shape (N, size, size, 3).",
+        "Your tests catch a to_model_input that returns float64 values instead of float32.",
     }
-    assert score(verdicts) == 1.5
+    assert score(verdicts) == 1.0
     missed = [v.output for v in verdicts if v.status != PASSED]
-    assert any("ignores the fill value" in message for message in missed)
-    assert not any("canvas" in message or "np.full" in message for message in missed)
+    assert any("pads with white instead of black" in message for message in missed)
+    assert not any("permute" in message or "fill=255" in message for message in missed)
 
 
 def test_tests_that_ignore_the_fixture_are_told_so():
-    "Is a learner whose tests call a global `letterbox` instead of the fixture told how to write them?"
+    "Is a learner whose tests call a global `to_model_input` instead of the fixture told how to write them?"
     ignores = """
         import numpy as np
-        from autograder.casestudy.images import letterbox
+        from autograder.casestudy.images import to_model_input
 
         def test_shape():
-            assert letterbox(np.zeros((4, 4, 3), np.uint8), 8).shape == (8, 8, 3)
+            assert to_model_input([np.zeros((4, 4, 3), np.uint8)], 8).shape == (1, 3, 8, 8)
         """
-    verdicts = grade_part("preprocessing_tests", "letterbox_tests", learner_tests(ignores))
+    verdicts = grade_part("preprocessing_tests", "model_input_tests", learner_tests(ignores))
     assert score(verdicts) == 0
-    assert all("none of your tests asks for the `letterbox` fixture" in v.output for v in verdicts)
+    assert all("none of your tests asks for the `to_model_input` fixture" in v.output for v in verdicts)
 
 
 def test_no_tests_is_not_attempted():
     "Does a notebook with no test functions show the part as not attempted yet?"
-    verdicts = grade_part("preprocessing_tests", "letterbox_tests", LearnerCode({"x": 1}, "this notebook"))
+    verdicts = grade_part("preprocessing_tests", "model_input_tests", LearnerCode({"x": 1}, "this notebook"))
     assert all(v.status == NOT_ATTEMPTED for v in verdicts)
 
 
 def test_an_endless_learner_test_is_stopped():
     "Is a learner's test that never ends stopped by the time limit, with a message, and the run goes on?"
     endless = """
-        def test_forever(letterbox):
+        def test_forever(to_model_input):
             while True:
                 pass
         """
     test_file = hidden_test_file(CHAPTER, "preprocessing_tests", hidden_tests_dir())
-    verdicts = run_in_process(test_file, learner_tests(endless), part="letterbox_tests", test_timeout=1)
+    verdicts = run_in_process(test_file, learner_tests(endless), part="model_input_tests", test_timeout=1)
     assert len(verdicts) == 12 and score(verdicts) == 0
     assert all("took longer than 1 s" in v.output for v in verdicts)
 

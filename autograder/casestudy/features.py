@@ -1,9 +1,10 @@
-"""A behavioural feature of the fraud model, as the feature pipeline computes it.
+"""Behavioural features of the fraud model, as the feature pipeline computes them.
 
-A stolen card is used in bursts: several payments within minutes. ``card_velocity``
-counts, for every payment, the same card's payments in the hour before it, and sums
-their amounts. It must be point-in-time correct: a payment's features may only use
-payments that happened strictly before it.
+A stolen card is used in bursts, for amounts far above the card's usual spending.
+``card_velocity`` counts, for every payment, the same card's payments in the hour
+before it; ``amount_vs_history`` compares its amount with the card's last 30 days.
+Both must be point-in-time correct: a payment's features may only use payments that
+happened strictly before it.
 """
 
 from __future__ import annotations
@@ -36,6 +37,37 @@ def card_velocity(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyRelation:
             -- Ends just before the payment: the payment itself, and any at the same
             -- moment, happened "now", not before.
             RANGE BETWEEN INTERVAL 1 HOUR PRECEDING AND INTERVAL 1 MICROSECOND PRECEDING
+        )
+        ORDER BY transaction_id
+        """
+    )
+
+
+def amount_vs_history(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyRelation:
+    """Per payment in ``transactions``: its amount next to the card's spending in the 30 days before.
+
+    A thief spends far more than the cardholder usually does, so the ratio of a
+    payment's amount to the card's recent average is one of the model's features.
+    ``transactions`` needs the columns ``transaction_id``, ``card_id``, ``ts`` and
+    ``amount``. The result has one row per payment, ordered by ``transaction_id``:
+
+    - ``transaction_id``;
+    - ``n_prev_30d`` (BIGINT): the same card's payments at or after ``ts - 30 days``
+      and strictly before ``ts`` (payments at the very same moment do not count);
+    - ``avg_prev_30d`` (DOUBLE): the mean amount of those payments, NULL if there are none;
+    - ``amount_ratio`` (DOUBLE): ``amount / avg_prev_30d``, NULL if there are none.
+    """
+    return con.sql(
+        """
+        SELECT
+            transaction_id,
+            count(*) OVER history AS n_prev_30d,
+            avg(amount) OVER history AS avg_prev_30d,
+            amount / avg(amount) OVER history AS amount_ratio
+        FROM transactions
+        WINDOW history AS (
+            PARTITION BY card_id ORDER BY ts
+            RANGE BETWEEN INTERVAL 30 DAYS PRECEDING AND INTERVAL 1 MICROSECOND PRECEDING
         )
         ORDER BY transaction_id
         """

@@ -5,11 +5,13 @@ those photos takes square ``size x size`` RGB images, but receipts are tall and 
 screenshots are wide, and phones write every size. ``letterbox`` scales an image so
 that its longer side fits the square exactly, keeps its aspect ratio (stretching a
 receipt distorts the digits; cropping it cuts off the total), and pads the rest.
+``to_model_input`` turns a list of photos into the tensor the model takes.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 
 def letterbox(image: np.ndarray, size: int, fill: int = 0) -> np.ndarray:
@@ -37,3 +39,19 @@ def letterbox(image: np.ndarray, size: int, fill: int = 0) -> np.ndarray:
     left = (size - new_width) // 2
     canvas[top : top + new_height, left : left + new_width] = resized
     return canvas
+
+
+def to_model_input(photos: list[np.ndarray], size: int) -> torch.Tensor:
+    """The receipt model's input: a batch made from a list of photos.
+
+    - Each photo, an ``(height, width, 3)`` uint8 array, is letterboxed to
+      ``size x size`` with black padding (``fill=0``).
+    - The batch has shape ``(N, 3, size, size)``: one image per photo, in the order
+      given, channels first, as PyTorch's convolutions expect.
+    - Its dtype is float32, and pixel values are divided by 255 so that they lie in
+      ``[0, 1]``: black is 0.0 and full intensity is 1.0.
+    - The photos are not modified. ``photos`` holds at least one photo.
+    """
+    squares = np.stack([letterbox(photo, size) for photo in photos])
+    batch = torch.from_numpy(squares).permute(0, 3, 1, 2)
+    return batch.to(torch.float32) / 255

@@ -6,60 +6,63 @@ import pandas as pd
 import pytest
 import torch
 
-from autograder.casestudy.features import card_velocity
+from autograder.casestudy.features import amount_vs_history
 from autograder.casestudy.model import FraudNet, random_batch
 from autograder.mutation import Mutant, assert_tests_catch
 
-# --- Part 1: velocity_tests (graded by the bugs your tests catch) ------------------------
+# --- Part 1: history_tests (graded by the bugs your tests catch) -------------------------
 
-WINDOW = "RANGE BETWEEN INTERVAL 1 HOUR PRECEDING AND INTERVAL 1 MICROSECOND PRECEDING"
+WINDOW = "RANGE BETWEEN INTERVAL 30 DAYS PRECEDING AND INTERVAL 1 MICROSECOND PRECEDING"
 
 VISIBLE_BUGS = [
     Mutant(
-        "counts the payment itself (and any at the same moment) in its own window",
+        "counts the payment itself (and any at the same moment) in its own history",
         {"AND INTERVAL 1 MICROSECOND PRECEDING": "AND CURRENT ROW"},
     ),
     Mutant(
-        "looks at the hour after each payment instead of the hour before (it leaks future rows)",
+        "looks at the 30 days after each payment instead of before (it leaks future rows)",
         {"ORDER BY ts\n": "ORDER BY ts DESC\n"},
     ),
-    Mutant("counts every card's payments, not only the same card's", {"PARTITION BY card_id ": ""}),
+    Mutant("mixes in other cards' payments", {"PARTITION BY card_id ": ""}),
     Mutant(
-        "gives NULL instead of 0 as the amount when there is no earlier payment",
-        {"coalesce(sum(amount) OVER last_hour, 0)": "sum(amount) OVER last_hour"},
+        "divides the average by the amount instead of the amount by the average",
+        {"amount / avg(amount) OVER history": "avg(amount) OVER history / amount"},
     ),
 ]
 HIDDEN_BUGS = [
-    Mutant("uses a one-day window instead of one hour", {"INTERVAL 1 HOUR PRECEDING": "INTERVAL 1 DAY PRECEDING"}),
+    Mutant("uses a 31-day window (an off-by-one)", {"INTERVAL 30 DAYS PRECEDING": "INTERVAL 31 DAYS PRECEDING"}),
     Mutant(
-        "leaves out a payment made exactly one hour earlier",
-        {"INTERVAL 1 HOUR PRECEDING": "INTERVAL 3599999999 MICROSECONDS PRECEDING"},
+        "leaves out a payment made exactly 30 days earlier",
+        {"INTERVAL 30 DAYS PRECEDING": "INTERVAL 2591999999999 MICROSECONDS PRECEDING"},
     ),
-    Mutant("counts the card's last three payments whatever their time", {WINDOW: "ROWS BETWEEN 3 PRECEDING AND 1 PRECEDING"}),
-    Mutant("averages the earlier amounts instead of adding them up", {"sum(amount)": "avg(amount)"}),
+    Mutant("uses the card's last five payments whatever their time", {WINDOW: "ROWS BETWEEN 5 PRECEDING AND 1 PRECEDING"}),
+    Mutant(
+        "gives an average of 0 instead of NULL when the card has no earlier payment",
+        {"avg(amount) OVER history AS avg_prev_30d": "coalesce(avg(amount) OVER history, 0) AS avg_prev_30d"},
+    ),
+    Mutant(
+        "uses the median amount instead of the mean",
+        {"avg(amount) OVER history AS avg_prev_30d": "median(amount) OVER history AS avg_prev_30d"},
+    ),
     Mutant(
         "returns the count as a floating-point number instead of an integer",
-        {"count(*) OVER last_hour AS": "(count(*) OVER last_hour)::DOUBLE AS"},
-    ),
-    Mutant(
-        "drops the payments that have no earlier payment in the hour",
-        {"ORDER BY transaction_id": "QUALIFY n_prev_1h > 0 ORDER BY transaction_id"},
+        {"count(*) OVER history AS": "(count(*) OVER history)::DOUBLE AS"},
     ),
 ]
 
 
-@pytest.mark.graded("velocity_tests", points=0.6, visible=True)
+@pytest.mark.graded("history_tests", points=0.6, visible=True)
 @pytest.mark.parametrize("bug", VISIBLE_BUGS, ids=lambda bug: bug.behaviour)
 def test_tests_catch_a_visible_bug(learner, bug):
-    "Your tests catch a card_velocity that {bug}."
-    assert_tests_catch(learner, card_velocity, bug)
+    "Your tests catch an amount_vs_history that {bug}."
+    assert_tests_catch(learner, amount_vs_history, bug)
 
 
-@pytest.mark.graded("velocity_tests", points=0.6)
+@pytest.mark.graded("history_tests", points=0.6)
 @pytest.mark.parametrize("bug", HIDDEN_BUGS, ids=lambda bug: bug.behaviour)
 def test_tests_catch_a_hidden_bug(learner, bug):
-    "Your tests catch a card_velocity that {bug}."
-    assert_tests_catch(learner, card_velocity, bug)
+    "Your tests catch an amount_vs_history that {bug}."
+    assert_tests_catch(learner, amount_vs_history, bug)
 
 
 # --- Part 2: overfit_one_batch -------------------------------------------------------------

@@ -6,7 +6,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis.strategies import SearchStrategy
 
-from autograder.casestudy.images import letterbox
+from autograder.casestudy.images import to_model_input
 from autograder.mutation import Mutant, assert_tests_catch
 
 
@@ -69,61 +69,48 @@ def test_images_follow_max_side_and_vary_pixels(learner):
     assert any(len(np.unique(image)) > 1 for image in images), "every image drawn has a single colour: draw each pixel"
 
 
-# --- Part 2: letterbox_tests (graded by the bugs your tests catch) ---------------------
+# --- Part 2: model_input_tests (graded by the bugs your tests catch) -------------------
 
+PERMUTE = "permute(0, 3, 1, 2)"
 VISIBLE_BUGS = [
+    Mutant("leaves the channels last, shape (N, size, size, 3)", {PERMUTE: "permute(0, 1, 2, 3)"}),
+    Mutant("returns float64 values instead of float32", {"torch.float32": "torch.float64"}),
+    Mutant("leaves pixel values between 0 and 255 instead of scaling them to [0, 1]", {" / 255": ""}),
     Mutant(
-        "crops the image to fill the square instead of padding it",
-        {
-            "max(height, width)": "min(height, width)",
-            "canvas[top : top + new_height, left : left + new_width] = resized": (
-                "canvas[:] = resized[-top : -top + size, -left : -left + size]"
-            ),
-        },
+        "crops each photo to a square, cutting part of it off, instead of padding it",
+        {"letterbox(photo, size)": "letterbox(photo[: min(photo.shape[:2]), : min(photo.shape[:2])], size)"},
     ),
-    Mutant(
-        "stretches the image to the square instead of keeping its aspect ratio",
-        {"max(1, round(height * scale))": "size", "max(1, round(width * scale))": "size"},
-    ),
-    Mutant("returns float64 pixels instead of uint8", {"dtype=np.uint8": "dtype=np.float64"}),
-    Mutant("returns the channels first, shape (3, size, size)", {"return canvas": "return canvas.transpose(2, 0, 1)"}),
 ]
 HIDDEN_BUGS = [
+    Mutant("puts the axes in the wrong order, swapping height and width", {PERMUTE: "permute(0, 3, 2, 1)"}),
+    Mutant("divides by 256, so that full intensity is not 1.0", {" / 255": " / 256"}),
+    Mutant("subtracts 0.5 after scaling, so that values lie in [-0.5, 0.5]", {" / 255": " / 255 - 0.5"}),
+    Mutant("reverses the order of the photos", {"for photo in photos": "for photo in reversed(photos)"}),
     Mutant(
-        "transposes the image, so that a tall receipt comes out wide",
-        {"height, width = image.shape[:2]": "image = image.transpose(1, 0, 2)\n    height, width = image.shape[:2]"},
+        "drops the last photo of a batch of two or more (an off-by-one)",
+        {"for photo in photos": "for photo in photos[: max(1, len(photos) - 1)]"},
     ),
-    Mutant("rescales pixel values to the range 0 to 1", {"return canvas": "return canvas / 255"}),
-    Mutant("scales the longer side to one pixel short of the target size", {"scale = size /": "scale = (size - 1) /"}),
+    Mutant("swaps the red and blue channels", {PERMUTE: "flip(3).permute(0, 3, 1, 2)"}),
+    Mutant("pads with white instead of black", {"letterbox(photo, size)": "letterbox(photo, size, fill=255)"}),
     Mutant(
-        "puts the image in the top-left corner instead of centring it",
-        {"top = (size - new_height) // 2": "top = 0", "left = (size - new_width) // 2": "left = 0"},
-    ),
-    Mutant("ignores the fill value and always pads with zeros", {"(size, size, 3), fill,": "(size, size, 3), 0,"}),
-    Mutant("swaps the red and blue channels (RGB becomes BGR)", {"return canvas": "return canvas[:, :, ::-1]"}),
-    Mutant(
-        "never enlarges an image smaller than the target",
-        {"scale = size / max(height, width)": "scale = min(1.0, size / max(height, width))"},
-    ),
-    Mutant(
-        "loses very thin images: a side that scales to less than half a pixel disappears",
-        {"max(1, round(height * scale))": "round(height * scale)", "max(1, round(width * scale))": "round(width * scale)"},
+        "turns the photos grey (all three channels equal)",
+        {"letterbox(photo, size)": "letterbox(photo.mean(axis=2, keepdims=True).repeat(3, axis=2).astype(np.uint8), size)"},
     ),
 ]
 
 
-@pytest.mark.graded("letterbox_tests", points=0.5, visible=True)
+@pytest.mark.graded("model_input_tests", points=0.5, visible=True)
 @pytest.mark.parametrize("bug", VISIBLE_BUGS, ids=lambda bug: bug.behaviour)
 def test_tests_catch_a_visible_bug(learner, bug):
-    "Your tests catch a letterbox that {bug}."
-    assert_tests_catch(learner, letterbox, bug)
+    "Your tests catch a to_model_input that {bug}."
+    assert_tests_catch(learner, to_model_input, bug)
 
 
-@pytest.mark.graded("letterbox_tests", points=0.5)
+@pytest.mark.graded("model_input_tests", points=0.5)
 @pytest.mark.parametrize("bug", HIDDEN_BUGS, ids=lambda bug: bug.behaviour)
 def test_tests_catch_a_hidden_bug(learner, bug):
-    "Your tests catch a letterbox that {bug}."
-    assert_tests_catch(learner, letterbox, bug)
+    "Your tests catch a to_model_input that {bug}."
+    assert_tests_catch(learner, to_model_input, bug)
 
 
 # --- Part 3: check_model_input -----------------------------------------------------------
