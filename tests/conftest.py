@@ -85,14 +85,14 @@ def test_shape_and_dtype(to_model_input):
 def partial_preprocessing_tests() -> nbformat.NotebookNode:
     """Parts 1 and 3 answered from the reference, part 2 with a weak test suite: 3 + 1 + 3 points."""
     learner, reference = released("preprocessing_tests", TESTING_CHAPTER), solution("preprocessing_tests", TESTING_CHAPTER)
-    for grade_id in ("images_answer", "check_model_input_answer"):
+    for grade_id in ("photo_batches_answer", "check_model_input_answer"):
         answer_cell(learner, grade_id).source = answer_cell(reference, grade_id).source
     answer_cell(learner, "model_input_tests_answer").source = SHAPE_AND_DTYPE_TESTS
     return learner
 
 
 TESTING_PARTIAL_POINTS = {
-    ("preprocessing_tests", "images"): 3.0,
+    ("preprocessing_tests", "photo_batches"): 3.0,
     ("preprocessing_tests", "model_input_tests"): 1.0,
     ("preprocessing_tests", "check_model_input"): 3.0,
     ("ml_tests", "history_tests"): 0.0,

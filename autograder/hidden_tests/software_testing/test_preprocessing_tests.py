@@ -13,8 +13,7 @@ from autograder.mutation import Mutant, assert_tests_catch
 def drawn(strategy, n: int = 300) -> list:
     """``n`` examples of a strategy, the same ones on every run."""
     assert isinstance(strategy, SearchStrategy), (
-        f"images(...) should return a Hypothesis strategy (e.g. from hypothesis.extra.numpy.arrays), "
-        f"not a {type(strategy).__name__}"
+        f"photo_batches(...) should return a Hypothesis strategy (e.g. from st.lists), not a {type(strategy).__name__}"
     )
     examples = []
 
@@ -27,46 +26,63 @@ def drawn(strategy, n: int = 300) -> list:
     return examples
 
 
-# --- Part 1: images -----------------------------------------------------------------
+def photos_of(batches: list) -> list:
+    return [photo for batch in batches for photo in batch]
 
 
-@pytest.mark.graded("images", points=1, visible=True)
-def test_images_are_valid_photos(learner):
-    "Draws only (height, width, 3) uint8 arrays with both sides between 1 and max_side."
-    for image in drawn(learner.images(max_side=24)):
-        assert isinstance(image, np.ndarray), f"every example should be a NumPy array, got a {type(image).__name__}"
-        assert image.dtype == np.uint8, f"every example should have dtype uint8, got {image.dtype}"
-        assert image.ndim == 3 and image.shape[2] == 3, f"every example should have shape (height, width, 3), got {image.shape}"
-        assert 1 <= image.shape[0] <= 24 and 1 <= image.shape[1] <= 24, (
-            f"with max_side=24, both sides should be between 1 and 24; drew an image of shape {image.shape}"
-        )
+# --- Part 1: photo_batches ------------------------------------------------------------
 
 
-@pytest.mark.graded("images", points=1, visible=True)
-def test_images_cover_every_aspect(learner):
-    "Draws portrait, landscape and square images, and reaches both 1 and max_side."
-    shapes = {image.shape[:2] for image in drawn(learner.images(max_side=24))}
+@pytest.mark.graded("photo_batches", points=1, visible=True)
+def test_batches_hold_valid_photos(learner):
+    "Draws lists of 1 to max_photos photos, each a (height, width, 3) uint8 array with sides from 1 to max_side."
+    for batch in drawn(learner.photo_batches(max_photos=3, max_side=24)):
+        assert isinstance(batch, list), f"every example should be a list of photos, got a {type(batch).__name__}"
+        assert 1 <= len(batch) <= 3, f"with max_photos=3, a batch should hold 1 to 3 photos; one held {len(batch)}"
+        for photo in batch:
+            assert isinstance(photo, np.ndarray), f"every photo should be a NumPy array, got a {type(photo).__name__}"
+            assert photo.dtype == np.uint8, f"every photo should have dtype uint8, got {photo.dtype}"
+            assert photo.ndim == 3 and photo.shape[2] == 3, f"every photo should have shape (height, width, 3), got {photo.shape}"
+            assert 1 <= photo.shape[0] <= 24 and 1 <= photo.shape[1] <= 24, (
+                f"with max_side=24, both sides should be between 1 and 24; drew a photo of shape {photo.shape}"
+            )
+
+
+@pytest.mark.graded("photo_batches", points=1, visible=True)
+def test_batches_cover_every_size_and_aspect(learner):
+    "Draws batches of one and of max_photos photos; portrait, landscape and square photos; sides of 1 and max_side."
+    batches = drawn(learner.photo_batches(max_photos=3, max_side=24))
+    sizes = {len(batch) for batch in batches}
+    assert 1 in sizes and 3 in sizes, (
+        f"with max_photos=3, batches of 1 and of 3 photos should both be drawn; sizes drawn: {sorted(sizes)}"
+    )
+    shapes = {photo.shape[:2] for photo in photos_of(batches)}
     kinds = {"portrait": any(h > w for h, w in shapes), "landscape": any(h < w for h, w in shapes)}
     kinds["square"] = any(h == w for h, w in shapes)
     missing = [kind for kind, seen in kinds.items() if not seen]
-    assert not missing, f"over 300 examples, no {' or '.join(missing)} image was drawn: let height and width vary independently"
+    assert not missing, f"over 300 batches, no {' or '.join(missing)} photo was drawn: let height and width vary independently"
     sides = {side for shape in shapes for side in shape}
     assert 1 in sides and 24 in sides, (
-        f"with max_side=24, some image should have a side of 1 and some a side of 24; sides drawn: {min(sides)} to {max(sides)}"
+        f"with max_side=24, some photo should have a side of 1 and some a side of 24; sides drawn: {min(sides)} to {max(sides)}"
     )
 
 
-@pytest.mark.graded("images", points=1)
-def test_images_follow_max_side_and_vary_pixels(learner):
-    "Honours other max_side values and draws varied pixel values, dark and bright."
-    for max_side in (3, 90):
-        largest = max(max(image.shape[:2]) for image in drawn(learner.images(max_side=max_side), n=150))
-        assert largest <= max_side, f"with max_side={max_side}, an image with a side of {largest} was drawn"
-    images = drawn(learner.images(max_side=16))
-    assert any(image.min() == 0 for image in images) and any(image.max() == 255 for image in images), (
+@pytest.mark.graded("photo_batches", points=1)
+def test_batches_mix_sizes_and_follow_the_limits(learner):
+    "Mixes photo sizes within a batch, honours other limits, and draws varied pixel values."
+    batches = drawn(learner.photo_batches(max_photos=3, max_side=16))
+    assert any(len({photo.shape for photo in batch}) > 1 for batch in batches), (
+        "every batch holds photos of one size: draw each photo's shape independently, as real batches mix receipts and screenshots"
+    )
+    photos = photos_of(batches)
+    assert any(photo.min() == 0 for photo in photos) and any(photo.max() == 255 for photo in photos), (
         "pixel values should span the whole uint8 range: draw elements from 0 to 255"
     )
-    assert any(len(np.unique(image)) > 1 for image in images), "every image drawn has a single colour: draw each pixel"
+    assert any(len(np.unique(photo)) > 1 for photo in photos), "every photo drawn has a single colour: draw each pixel"
+    single = drawn(learner.photo_batches(max_photos=1, max_side=90), n=100)
+    assert all(len(batch) == 1 for batch in single), "with max_photos=1, every batch should hold exactly one photo"
+    largest = max(max(photo.shape[:2]) for photo in photos_of(single))
+    assert largest <= 90, f"with max_side=90, a photo with a side of {largest} was drawn"
 
 
 # --- Part 2: model_input_tests (graded by the bugs your tests catch) -------------------
