@@ -26,6 +26,12 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument("--test-timeout", type=float, default=60, help="seconds per test (default 60)")
     grade.add_argument("--memory-mb", type=int, default=4096, help="memory limit per notebook in MiB (default 4096)")
     grade.add_argument("--hidden-tests", type=Path, help="folder of hidden tests (default: the package's own)")
+    grade.add_argument(
+        "--out", type=Path, help="write <student>/<assignment>/results.json and feedback.html here; reruns skip what is done"
+    )
+    grade.add_argument("--workers", type=int, default=1, help="submissions graded at once (default 1)")
+    grade.add_argument("--shard", default="1/1", help="grade only shard i of N of the submissions, e.g. 2/4 (default 1/1)")
+    grade.add_argument("--force", action="store_true", help="regrade submissions that --out already holds results for")
 
     visible = commands.add_parser("visible-tests", help="remove hidden tests from a copy for learners (in place)")
     visible.add_argument("folder", type=Path)
@@ -71,13 +77,21 @@ def _release(args) -> int:
 
 
 def _grade(args) -> int:
+    from autograder.batch import grade_class, parse_shard
     from autograder.course import hidden_tests_dir
-    from autograder.grade import grade
     from autograder.results import format_table, write_csv, write_json
     from autograder.runner import Limits
 
     limits = Limits(notebook_seconds=args.timeout, test_seconds=args.test_timeout, memory_mb=args.memory_mb)
-    results = grade(args.path, hidden_tests_dir(args.hidden_tests), limits)
+    results = grade_class(
+        args.path,
+        hidden_tests_dir(args.hidden_tests),
+        limits,
+        out=args.out,
+        workers=args.workers,
+        shard=parse_shard(args.shard),
+        force=args.force,
+    )
     print(format_table(results))
     if args.json:
         write_json(results, args.json)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 PASSED, FAILED, NOT_ATTEMPTED = "passed", "failed", "not attempted"
@@ -82,7 +82,32 @@ def write_json(results: list[SubmissionResult], path: Path) -> None:
         payload = results[0].to_gradescope()
     else:
         payload = {"submissions": [r.to_dict() for r in results]}
-    _write_atomically(path, json.dumps(payload, indent=2) + "\n")
+    write_atomically(path, json.dumps(payload, indent=2) + "\n")
+
+
+def write_submission(result: SubmissionResult, path: Path, fingerprint: str) -> None:
+    """One submission's results.json, carrying in ``extra_data`` what a later run needs to reuse it."""
+    payload = result.to_gradescope()
+    payload["extra_data"] = {
+        "student": result.student,
+        "assignment": result.assignment,
+        "fingerprint": fingerprint,
+        "messages": result.messages,
+        "tests": [asdict(test) for test in result.tests],
+    }
+    write_atomically(path, json.dumps(payload, indent=2) + "\n")
+
+
+def read_submission(path: Path, fingerprint: str) -> SubmissionResult | None:
+    """The result stored at ``path`` if it was graded from the same inputs, else None."""
+    try:
+        extra = json.loads(Path(path).read_text())["extra_data"]
+        if extra["fingerprint"] != fingerprint:
+            return None
+        tests = [GradedTest(**test) for test in extra["tests"]]
+        return SubmissionResult(extra["student"], extra["assignment"], tests, list(extra["messages"]))
+    except (OSError, ValueError, KeyError, TypeError):  # missing, damaged or from another version: grade again
+        return None
 
 
 def write_csv(results: list[SubmissionResult], path: Path) -> None:
@@ -97,11 +122,11 @@ def write_csv(results: list[SubmissionResult], path: Path) -> None:
     tmp.replace(path)
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    # A reader (or an interrupted run) never sees half a file.
+def write_atomically(path: Path, text: str) -> None:
+    """Write a whole file or nothing: a reader, or an interrupted run, never sees half of it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
+    tmp.write_text(text, encoding="utf-8")
     tmp.replace(path)
 
 

@@ -1,0 +1,142 @@
+"""Grading a class: workers, resuming an interrupted run, shards, per-learner results and feedback."""
+
+import json
+
+import pytest
+
+from autograder import batch
+from autograder.__main__ import main
+from autograder.batch import grade_class, parse_shard
+from autograder.feedback import feedback_html
+from autograder.results import FAILED, GradedTest, SubmissionResult
+from tests.conftest import code_cell, notebook, write
+from tests.test_runner import HIDDEN
+
+GOOD = "def double(x):\n    return 2 * x\n\ndef halve(x):\n    return x / 2"
+HALF = "def double(x):\n    return 2 * x\n\ndef halve(x):\n    return x"
+
+
+@pytest.fixture
+def course(tmp_path):
+    """Hidden tests for an assignment `numbers`, and a class of four learners who handed it in."""
+    hidden = tmp_path / "hidden"
+    (hidden / "numbers").mkdir(parents=True)
+    (hidden / "numbers" / "test_numbers.py").write_text(HIDDEN)
+    submitted = tmp_path / "submitted"
+    for student, source in {"ann": GOOD, "bob": HALF, "cy": GOOD, "dee": "def double(x):\n    return abs(x) * 2"}.items():
+        nb = notebook(code_cell("#| default_exp numbers"), code_cell(f"#| export\n{source}"))
+        write(nb, submitted / student / "numbers" / "numbers.ipynb")
+    return hidden, submitted
+
+
+@pytest.fixture
+def graded_calls(monkeypatch):
+    """The students actually graded (not reused from an earlier run), in any order."""
+    calls = []
+    real = batch.grade_submission
+
+    def counting(submission, *args, **kwargs):
+        calls.append(submission.student)
+        return real(submission, *args, **kwargs)
+
+    monkeypatch.setattr(batch, "grade_submission", counting)
+    return calls
+
+
+def scores(results):
+    return {r.student: r.score for r in results}
+
+
+def test_rerun_skips_what_is_done_and_force_regrades(course, tmp_path, graded_calls):
+    "Does a second run reuse every result written by the first, and --force grade them all again, identically?"
+    hidden, submitted = course
+    first = grade_class(submitted, hidden, out=tmp_path / "out", workers=2)
+    assert scores(first) == {"ann": 4, "bob": 3, "cy": 4, "dee": 2}
+    files = {p: p.read_bytes() for p in (tmp_path / "out").rglob("results.json")}
+    assert len(files) == 4 and sorted(graded_calls) == ["ann", "bob", "cy", "dee"]
+
+    graded_calls.clear()
+    assert scores(grade_class(submitted, hidden, out=tmp_path / "out")) == scores(first)
+    assert graded_calls == []
+
+    grade_class(submitted, hidden, out=tmp_path / "out", force=True)
+    assert sorted(graded_calls) == ["ann", "bob", "cy", "dee"]
+    assert {p: p.read_bytes() for p in files} == files, "a regrade must give byte-identical results"
+
+
+def test_an_interrupted_run_resumes_where_it_stopped(course, tmp_path, graded_calls):
+    "After a run stopped midway (one result missing, one half-written), does the next run grade just those two?"
+    hidden, submitted = course
+    out = tmp_path / "out"
+    grade_class(submitted, hidden, out=out)
+    (out / "bob" / "numbers" / "results.json").unlink()
+    (out / "cy" / "numbers" / "results.json").write_text('{"score": 4, "extra_da')
+    graded_calls.clear()
+    results = grade_class(submitted, hidden, out=out)
+    assert sorted(graded_calls) == ["bob", "cy"]
+    assert scores(results) == {"ann": 4, "bob": 3, "cy": 4, "dee": 2}
+
+
+def test_a_changed_notebook_or_test_is_regraded(course, tmp_path, graded_calls):
+    "Is a submission regraded when its notebook changes, and every one when the hidden tests change?"
+    hidden, submitted = course
+    out = tmp_path / "out"
+    grade_class(submitted, hidden, out=out)
+    nb = notebook(code_cell("#| default_exp numbers"), code_cell(f"#| export\n{GOOD}"))
+    write(nb, submitted / "dee" / "numbers" / "numbers.ipynb")
+    graded_calls.clear()
+    assert scores(grade_class(submitted, hidden, out=out))["dee"] == 4
+    assert graded_calls == ["dee"]
+    test_file = hidden / "numbers" / "test_numbers.py"
+    test_file.write_text(test_file.read_text() + "\n# a fix to a hidden test\n")
+    graded_calls.clear()
+    grade_class(submitted, hidden, out=out)
+    assert sorted(graded_calls) == ["ann", "bob", "cy", "dee"]
+
+
+def test_shards_split_the_class_and_merge_without_regrading(course, tmp_path, graded_calls):
+    "Do shards 1/3..3/3 grade each submission exactly once, and a run over their merged outputs grade nothing?"
+    hidden, submitted = course
+    out = tmp_path / "out"
+    for index in (1, 2, 3):
+        grade_class(submitted, hidden, out=out, shard=(index, 3))
+    assert sorted(graded_calls) == ["ann", "bob", "cy", "dee"]
+    graded_calls.clear()
+    assert (
+        main(["grade", str(submitted), "--hidden-tests", str(hidden), "--out", str(out), "--csv", str(tmp_path / "c.csv")]) == 0
+    )
+    assert graded_calls == []
+    assert len((tmp_path / "c.csv").read_text().splitlines()) == 5
+
+
+@pytest.mark.parametrize("text", ["0/3", "4/3", "two/3", "1"])
+def test_bad_shard_is_refused(text):
+    "Is a shard that does not exist refused with a message saying how to write one?"
+    with pytest.raises(ValueError, match="--shard"):
+        parse_shard(text)
+
+
+def test_results_json_is_gradescope_format(course, tmp_path):
+    "Does each learner's results.json carry Gradescope's fields, with their tests visible or after publication?"
+    hidden, submitted = course
+    grade_class(submitted, hidden, out=tmp_path / "out")
+    payload = json.loads((tmp_path / "out" / "bob" / "numbers" / "results.json").read_text())
+    assert (payload["score"], payload["max_score"]) == (3, 4)
+    assert {t["visibility"] for t in payload["tests"]} == {"visible", "after_published"}
+    assert {"name", "score", "max_score", "output", "status"} <= set(payload["tests"][0])
+
+
+def test_feedback_page_says_what_failed_and_why():
+    "Does the feedback page list every test with its points, give the reason for each failure, and escape the learner's text?"
+    result = SubmissionResult(
+        "bob <script>",
+        "numbers",
+        [
+            GradedTest("halve", "Halves a number.", 0, 1, FAILED, "halve(4) should be 2, got <4>", True, "numbers"),
+            GradedTest("double", "Doubles a positive number.", 2, 2, "passed", "", True, "numbers"),
+        ],
+    )
+    page = feedback_html(result)
+    assert "Score: <strong>2</strong> of 3 points" in page
+    assert "Halves a number." in page and "halve(4) should be 2, got &lt;4&gt;" in page
+    assert "<script>" not in page and "bob &lt;script&gt;" in page
