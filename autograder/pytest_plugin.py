@@ -28,6 +28,7 @@ from pathlib import Path
 import pytest
 
 from autograder.results import FAILED, NOT_ATTEMPTED, PASSED, GradedTest
+from autograder.sandbox import install_network_guard
 
 DEFAULT_TEST_TIMEOUT = 60.0
 
@@ -288,6 +289,7 @@ def pytest_configure(config):
             f.write(json.dumps({"event": event, "test_id": test_id, **result.__dict__}) + "\n")
 
     sys.dont_write_bytecode = True
+    install_network_guard()
     config.pluginmanager.register(
         Grading(load, report, part=config.getoption("part"), test_timeout=config.getoption("test_timeout")),
         "autograder-grading",

@@ -13,7 +13,6 @@ import io
 import json
 import os
 import resource
-import signal
 import subprocess
 import sys
 import tempfile
@@ -25,6 +24,7 @@ import pytest
 from autograder import pytest_plugin
 from autograder.pytest_plugin import DEFAULT_TEST_TIMEOUT, Grading, LearnerCode
 from autograder.results import FAILED, GradedTest
+from autograder.sandbox import kill_process_group, network_namespace_prefix
 
 
 @dataclass(frozen=True)
@@ -126,27 +126,40 @@ def _run_killable(cmd: list[str], cwd: str, env: dict, timeout: float, memory_mb
         limit = memory_mb * 2**20
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
-    # A new session makes the tests and anything they start one process group, so a
-    # timeout kills all of it, children included.
-    proc = subprocess.Popen(
-        cmd,
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        preexec_fn=limit_memory,
-    )
-    try:
-        output, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        return f"grading stopped after {timeout:g} s (the time limit per notebook)"
-    if proc.returncode not in (0, 1, 5):
-        tail = output.decode(errors="replace").strip().splitlines()[-5:]
-        return f"the test process ended abnormally (exit code {proc.returncode}): " + " / ".join(tail)
-    return None
+    # Output goes to a file, not a pipe: a child the submission left running would keep
+    # a pipe open, and reading it to the end would wait for that child.
+    log_path = Path(cwd) / "pytest-output.log"
+    with log_path.open("wb") as log:
+        # A new session makes the tests and anything they start one process group, so
+        # one signal stops all of it, children included.
+        proc = subprocess.Popen(
+            [*network_namespace_prefix(), *cmd],
+            cwd=cwd,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=limit_memory,
+        )
+        try:
+            proc.wait(timeout=timeout)
+            problem = None
+        except subprocess.TimeoutExpired:
+            problem = f"grading stopped after {timeout:g} s (the time limit per notebook)"
+        finally:
+            kill_process_group(proc.pid)  # whatever the submission left running
+            proc.wait()
+    if problem is None and proc.returncode not in (0, 1, 5):
+        tail = _tail(log_path).splitlines()[-5:]
+        problem = f"the test process ended abnormally (exit code {proc.returncode}): " + " / ".join(tail)
+    return problem
+
+
+def _tail(path: Path, size: int = 16_384) -> str:
+    """The end of a file that may be huge (a submission that printed gigabytes)."""
+    with path.open("rb") as f:
+        f.seek(max(0, path.stat().st_size - size))
+        return f.read().decode(errors="replace").strip()
 
 
 def _read_results(path: Path) -> tuple[dict[str, GradedTest], dict[str, GradedTest]]:

@@ -1,0 +1,121 @@
+"""The sandbox around a graded submission: no network beyond this machine, nothing left running."""
+
+import os
+import socket
+import textwrap
+import time
+
+import pytest
+
+from autograder import runner
+from autograder.runner import run_in_subprocess
+from autograder.sandbox import BLOCKED, install_network_guard, kill_process_group, network_namespace_prefix
+
+HIDDEN = """
+import pytest
+
+@pytest.mark.graded("net", points=1, visible=True)
+def test_reaches_the_internet(learner):
+    "Reaches another host."
+    assert learner.fetch() == "ok", "fetch() should return 'ok'"
+
+@pytest.mark.graded("loop", points=1, visible=True)
+def test_talks_to_itself(learner):
+    "Talks to a server on this machine."
+    assert learner.echo(b"ping") == b"ping", "echo should return what it sent"
+
+@pytest.mark.graded("spawn", points=1, visible=True)
+def test_spawns(learner):
+    "Leaves a process behind."
+    with open(PID_FILE, "w") as f:
+        f.write(str(learner.spawn()))
+"""
+
+LEARNER = """
+import socket
+import subprocess
+import urllib.request
+
+def fetch():
+    return urllib.request.urlopen("http://93.184.215.14/", timeout=5).read() and "ok"
+
+def echo(data):
+    server = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(server.getsockname())
+    connection, _ = server.accept()
+    client.sendall(data)
+    return connection.recv(100)
+
+def spawn():
+    return subprocess.Popen(["sleep", "300"]).pid
+"""
+
+
+@pytest.fixture(params=["namespace and guard", "guard only"])
+def graded(request, tmp_path, monkeypatch):
+    """The verdicts of a submission that calls out, talks to itself, and leaves a child running.
+
+    Run with both layers where this machine allows a network namespace, and with the
+    in-process guard alone, as on a CI runner that forbids namespaces.
+    """
+    if request.param == "guard only":
+        monkeypatch.setattr(runner, "network_namespace_prefix", lambda: ())
+    elif not network_namespace_prefix():
+        pytest.skip("this machine does not allow network namespaces")
+    pid_file = tmp_path / "pid"
+    hidden = tmp_path / "hidden" / "test_sandbox.py"
+    hidden.parent.mkdir()
+    hidden.write_text(f"PID_FILE = {str(pid_file)!r}\n" + HIDDEN)
+    package = tmp_path / "pkg" / "cardfraud"
+    package.mkdir(parents=True)
+    (package / "__init__.py").touch()
+    (package / "calls.py").write_text(textwrap.dedent(LEARNER))
+    verdicts, problem = run_in_subprocess(hidden, tmp_path / "pkg", ["cardfraud.calls"])
+    return {v.part: v for v in verdicts}, problem, pid_file
+
+
+def test_network_is_refused_with_a_message(graded):
+    "Does a submission that calls another host fail that test with a message saying the network is off?"
+    verdicts, problem, _ = graded
+    assert problem is None
+    assert verdicts["net"].score == 0
+    assert BLOCKED in verdicts["net"].output
+
+
+def test_loopback_stays_open(graded):
+    "Can graded code still start a server on localhost and talk to it?"
+    verdicts, _, _ = graded
+    assert verdicts["loop"].score == 1, verdicts["loop"].output
+
+
+def test_leftover_processes_are_killed(graded):
+    "Is a process that the submission started and left running killed when its grading ends?"
+    verdicts, _, pid_file = graded
+    assert verdicts["spawn"].score == 1, verdicts["spawn"].output
+    pid = int(pid_file.read_text())  # the same number outside: the sandbox makes no PID namespace
+    for _ in range(50):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    pytest.fail(f"process {pid} is still running after grading ended")
+
+
+def test_guard_refuses_other_hosts_and_allows_loopback(monkeypatch):
+    "Does the in-process guard refuse a remote address and a name lookup, but connect to localhost?"
+    for name in ("connect", "connect_ex", "sendto"):
+        monkeypatch.setattr(socket.socket, name, getattr(socket.socket, name))
+    monkeypatch.setattr(socket, "getaddrinfo", socket.getaddrinfo)
+    install_network_guard()
+    with pytest.raises(PermissionError, match="network access is disabled"):
+        socket.create_connection(("93.184.215.14", 80), timeout=1)
+    with pytest.raises(PermissionError, match="cannot look up 'example.com'"):
+        socket.getaddrinfo("example.com", 80)
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        socket.create_connection(server.getsockname()).close()
+
+
+def test_killing_an_empty_group_is_harmless():
+    "Is cleaning up after a submission that left nothing behind a no-op?"
+    kill_process_group(2**22 + 12345)
