@@ -13,6 +13,7 @@ import io
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -100,10 +101,20 @@ def run_in_subprocess(
     Returns the verdicts and, if the run did not finish normally, a message saying why;
     tests that never ran then count as failed with that message.
     """
-    with tempfile.TemporaryDirectory(prefix="autograder-run-") as work:
-        results = Path(work) / "results.jsonl"
-        cmd = [sys.executable, "-m", "pytest", str(test_file), "-p", "autograder.pytest_plugin", *PYTEST_ARGS]
-        cmd += ["--rootdir", str(test_file.parent), "--results", str(results), "--test-timeout", str(limits.test_seconds)]
+    # The submission works in a folder of its own; the grader's files (a copy of the
+    # hidden tests, the results) sit in another, so that writing to its working
+    # directory, or overwriting the tests it was given, changes nothing for the next run.
+    with (
+        tempfile.TemporaryDirectory(prefix="autograder-run-") as work,
+        tempfile.TemporaryDirectory(prefix="autograder-grader-") as grader,
+    ):
+        tests = Path(grader) / "hidden" / test_file.parent.name
+        shutil.copytree(test_file.parent, tests, ignore=shutil.ignore_patterns("__pycache__"))
+        for path in tests.rglob("*.py"):
+            path.chmod(0o444)
+        results = Path(grader) / "results.jsonl"
+        cmd = [sys.executable, "-m", "pytest", str(tests / test_file.name), "-p", "autograder.pytest_plugin", *PYTEST_ARGS]
+        cmd += ["--rootdir", str(tests), "--results", str(results), "--test-timeout", str(limits.test_seconds)]
         if load_error is None:
             cmd += [arg for module in modules for arg in ("--learner-module", module)]
         else:

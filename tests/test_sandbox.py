@@ -119,3 +119,31 @@ def test_guard_refuses_other_hosts_and_allows_loopback(monkeypatch):
 def test_killing_an_empty_group_is_harmless():
     "Is cleaning up after a submission that left nothing behind a no-op?"
     kill_process_group(2**22 + 12345)
+
+
+def test_overwriting_the_hidden_tests_changes_nothing(tmp_path):
+    "Does a submission that overwrites the hidden-test file it was given leave the real one, and the next grading, intact?"
+    hidden = tmp_path / "hidden" / "test_numbers.py"
+    hidden.parent.mkdir()
+    hidden.write_text(
+        "import pytest\n\n"
+        "@pytest.mark.graded('double', points=1, visible=True)\n"
+        "def test_doubles(learner):\n"
+        "    'Doubles.'\n"
+        "    assert learner.double(2) == 4, 'double(2) should be 4'\n"
+    )
+    original = hidden.read_text()
+    package = tmp_path / "pkg" / "cardfraud"
+    package.mkdir(parents=True)
+    (package / "__init__.py").touch()
+    # pytest's command line names the test file: a hostile import rewrites it to pass everything.
+    (package / "evil.py").write_text(
+        "import os, sys\n"
+        "target = next(a for a in sys.argv if a.endswith('.py') and 'test_' in a)\n"
+        "os.chmod(target, 0o644)\n"
+        "open(target, 'w').write('')\n"
+        "def double(x):\n    return x\n"
+    )
+    verdicts, _ = run_in_subprocess(hidden, tmp_path / "pkg", ["cardfraud.evil"])
+    assert [v.score for v in verdicts] == [0]
+    assert hidden.read_text() == original
