@@ -47,11 +47,16 @@ def read_notebook(path: Path) -> nbformat.NotebookNode:
         raise ExportError(f"{path.name} is not a valid notebook: {e}") from None
 
 
+# A dotted Python name: anything else (``../../etc``, ``/tmp/x``) would make nbdev write
+# outside the package.
+MODULE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
+
+
 def module_name(notebook: nbformat.NotebookNode, path: Path) -> str:
     """The module that a notebook exports to, from its ``#| default_exp`` cell."""
     for cell in notebook.cells:
         if cell.cell_type == "code" and (match := DEFAULT_EXP.search(cell.source)):
-            return match.group(1)
+            return _checked(match.group(1), path)
     raise ExportError(f"{Path(path).name} has no `#| default_exp <module>` cell: restore the notebook's first code cell")
 
 
@@ -72,7 +77,8 @@ def export_notebook(path: str | Path, to: str | Path = ".") -> list[Path]:
         raise ExportError(f"{path.name} has no `#| export` cells: nothing to grade (were they deleted?)")
     for cell in export_cells:
         _check_syntax(cell.source, path)
-    modules = [default, *dict.fromkeys(m for c in export_cells if (m := EXPORT.search(c.source).group(1)) and m != default)]
+    named = (EXPORT.search(c.source).group(1) for c in export_cells)
+    modules = [default, *dict.fromkeys(_checked(m, path) for m in named if m and m != default)]
     targets = [package / (module.replace(".", "/") + ".py") for module in modules]
     package.mkdir(parents=True, exist_ok=True)
     (package / "__init__.py").touch()
@@ -90,6 +96,15 @@ def export_notebook(path: str | Path, to: str | Path = ".") -> list[Path]:
         if not target.exists():
             raise ExportError(f"exporting {path.name} wrote no module {target.relative_to(package.parent)}")
     return targets
+
+
+def _checked(module: str, path: Path) -> str:
+    if not MODULE.match(module):
+        raise ExportError(
+            f"{Path(path).name} exports to {module!r}, which is not a module name: restore the notebook's "
+            "`#| default_exp` and `#| export` lines"
+        )
+    return module
 
 
 def _check_syntax(source: str, path: Path) -> None:

@@ -126,7 +126,7 @@ def write_atomically(path: Path, text: str) -> None:
     """Write a whole file or nothing: a reader, or an interrupted run, never sees half of it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
+    tmp.write_bytes(text.encode("utf-8", errors="replace"))  # a lone surrogate from a submission cannot break it
     tmp.replace(path)
 
 

@@ -1,0 +1,191 @@
+"""A class of broken and hostile submissions: each gets a clear message and the points it honestly earned.
+
+The whole corpus is graded as one batch, two at a time, so these tests also prove that
+no submission stops the others. The assignment is tiny (`double` is worth 3 points over
+two tests, `halve` 1), so every expected score can be checked by hand.
+"""
+
+import json
+
+import nbformat
+import pytest
+
+from autograder.batch import grade_class
+from autograder.runner import Limits
+from tests.conftest import code_cell, notebook
+from tests.test_runner import HIDDEN
+
+pytestmark = pytest.mark.slow
+
+GOOD = "def double(x):\n    return 2 * x\n\ndef halve(x):\n    return x / 2\n"
+
+
+def exported(*sources: str, default_exp: str = "numbers") -> bytes:
+    """A notebook with a default_exp cell and one `#| export` cell per source."""
+    cells = [code_cell(f"#| default_exp {default_exp}"), *(code_cell(f"#| export\n{source}") for source in sources)]
+    return nbformat.writes(notebook(*cells)).encode()
+
+
+def tampered() -> bytes:
+    """The right answers in a notebook whose nbgrader metadata claims 100 points and lost its grade id."""
+    answer = code_cell(f"#| export\n{GOOD}", grade=True, solution=True, points=100, locked=False)
+    return nbformat.writes(notebook(code_cell("#| default_exp numbers"), answer)).encode()
+
+
+# kind -> (the notebook's bytes, the points it honestly earns, a phrase its feedback must contain)
+CORPUS = {
+    "invalid JSON": (b"{ this is not json", 0, "not valid notebook JSON"),
+    "empty file": (b"", 0, "is empty"),
+    "binary file": (bytes(range(256)) * 4, 0, "not UTF-8"),
+    "JSON that is not a notebook": (json.dumps({"cells_missing": True}).encode(), 0, "not a notebook"),
+    "export cells deleted": (
+        nbformat.writes(notebook(code_cell("#| default_exp numbers"), code_cell(GOOD))).encode(),
+        0,
+        "no `#| export` cells",
+    ),
+    "default_exp deleted": (nbformat.writes(notebook(code_cell(f"#| export\n{GOOD}"))).encode(), 0, "no `#| default_exp"),
+    "export cells duplicated": (exported("def double(x):\n    return x", GOOD), 4, ""),
+    "syntax error": (exported("def double(x):\n    return 2 *\n"), 0, "syntax error on its line 3"),
+    "missing function": (exported("def double(x):\n    return 2 * x"), 3, "does not define `halve`"),
+    "wrong signature": (exported("def double(x, y):\n    return 2 * x\n\ndef halve(x):\n    return x / 2"), 1, "TypeError"),
+    "import of a module that does not exist": (exported(f"import not_a_real_module\n{GOOD}"), 0, "ModuleNotFoundError"),
+    "endless loop at import": (exported(f"while True:\n    pass\n{GOOD}"), 0, "took longer than"),
+    "endless loop in a function": (
+        exported("def double(x):\n    return 2 * x\n\ndef halve(x):\n    while True:\n        pass"),
+        3,
+        "took longer than",
+    ),
+    "endless recursion": (
+        exported("def double(x):\n    return double(x)\n\ndef halve(x):\n    return x / 2"),
+        1,
+        "RecursionError",
+    ),
+    "memory bomb": (
+        exported("def double(x):\n    return len(bytearray(8 * 2**30))\n\ndef halve(x):\n    return x / 2"),
+        1,
+        "MemoryError",
+    ),
+    "many child processes": (
+        exported(f"import subprocess\nkids = [subprocess.Popen(['sleep', '60']) for _ in range(20)]\n{GOOD}"),
+        4,
+        "",
+    ),
+    "thread left running": (
+        exported(f"import threading, time\nthreading.Thread(target=time.sleep, args=(600,)).start()\n{GOOD}"),
+        4,
+        "",
+    ),
+    "sys.exit at import": (exported(f"import sys\nsys.exit(3)\n{GOOD}"), 0, "SystemExit"),
+    "os._exit in a function": (
+        exported("import os\ndef double(x):\n    return 2 * x\n\ndef halve(x):\n    os._exit(0)"),
+        3,
+        "stopped before every test had finished",
+    ),
+    "kills its own process group": (
+        exported("import os, signal\ndef double(x):\n    return 2 * x\n\ndef halve(x):\n    os.killpg(0, signal.SIGKILL)"),
+        3,
+        "ended abnormally",
+    ),
+    "network call": (
+        exported(
+            "import urllib.request\ndef double(x):\n    return urllib.request.urlopen('http://93.184.215.14/').status\n\ndef halve(x):\n    return x / 2"
+        ),
+        1,
+        "network access is disabled",
+    ),
+    "name lookup": (
+        exported(
+            "import socket\ndef double(x):\n    return socket.gethostbyname('example.com')\n\ndef halve(x):\n    return x / 2"
+        ),
+        1,
+        "",
+    ),
+    "writes outside its folder": (
+        exported(
+            f"import os, pathlib\npathlib.Path(os.path.expanduser('~/stray.txt')).write_text('x')\npathlib.Path('../stray.txt').write_text('x')\n{GOOD}"
+        ),
+        4,
+        "",
+    ),
+    "deletes its working directory": (exported(f"import os, shutil\nshutil.rmtree(os.getcwd())\n{GOOD}"), 4, ""),
+    "overwrites the hidden tests": (
+        exported(
+            f"import sys\nfor a in sys.argv:\n    if a.endswith('.py') and 'test_' in a:\n        try:\n            open(a, 'w').write('')\n        except OSError:\n            pass\n{GOOD}"
+        ),
+        4,
+        "",
+    ),
+    "prints a hundred megabytes": (
+        exported("def double(x):\n    print('x' * 10**8)\n    return 2 * x\n\ndef halve(x):\n    return x / 2"),
+        4,
+        "",
+    ),
+    "non-UTF-8 output and messages": (
+        exported(
+            "import sys\ndef double(x):\n    sys.stdout.buffer.write(bytes([255, 254, 0]))\n    return 2 * x\n\ndef halve(x):\n    raise ValueError('bad \\udcff byte')"
+        ),
+        3,
+        "ValueError",
+    ),
+    "huge numbers": (exported("def double(x):\n    return 10 ** 100_000\n\ndef halve(x):\n    return x / 2"), 1, ""),
+    "NaN results": (exported("def double(x):\n    return 2 * x\n\ndef halve(x):\n    return float('nan')"), 3, "should be 2"),
+    "wrong return type": (exported("def double(x):\n    return str(2 * x)\n\ndef halve(x):\n    return x / 2"), 1, "should be 4"),
+    "path in default_exp": (exported(GOOD, default_exp="../../escaped"), 0, "not a module name"),
+    "nbgrader metadata tampered": (tampered(), 4, ""),
+}
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """Every submission of the corpus graded in one batch, two at a time; the class has one good submission too."""
+    root = tmp_path_factory.mktemp("class")
+    hidden = root / "hidden"
+    (hidden / "numbers").mkdir(parents=True)
+    (hidden / "numbers" / "test_numbers.py").write_text(HIDDEN)
+    submitted = root / "submitted"
+    for kind, (content, _, _) in {**CORPUS, "good": (exported(GOOD), 4, "")}.items():
+        path = submitted / kind / "numbers" / "numbers.ipynb"
+        path.parent.mkdir(parents=True)
+        path.write_bytes(content)
+    other = submitted / "notebook from another chapter" / "numbers"
+    other.mkdir(parents=True)
+    (other / "training_data.ipynb").write_bytes(exported(GOOD))
+    limits = Limits(notebook_seconds=60, test_seconds=3, memory_mb=1024)
+    results = grade_class(submitted, hidden, limits, out=root / "graded", workers=2)
+    return {r.student: r for r in results}, hidden
+
+
+def feedback(result) -> str:
+    return "\n".join([*result.messages, *(t.output for t in result.tests)])
+
+
+def test_the_corpus_is_large():
+    "Does the corpus cover at least thirty kinds of bad input?"
+    assert len(CORPUS) + 1 >= 30
+
+
+@pytest.mark.parametrize("kind", CORPUS)
+def test_bad_input_earns_honest_points_with_a_message(graded, kind):
+    "Does each bad submission get exactly the points its working code earns, and a message that says what went wrong?"
+    results, _ = graded
+    _, points, phrase = CORPUS[kind]
+    result = results[kind]
+    assert result.max_score == 4
+    assert result.score == points, feedback(result)
+    assert phrase in feedback(result)
+    for test in result.tests:
+        test.output.encode("utf-8")  # every message is valid text: this raises if not
+
+
+def test_the_batch_goes_on(graded):
+    "Is the good submission graded in full, and the one from another chapter told so, despite the rest of the class?"
+    results, _ = graded
+    assert results["good"].score == 4
+    other = results["notebook from another chapter"]
+    assert other.score == 0 and any("not an exercise of numbers" in m for m in other.messages)
+
+
+def test_hidden_tests_survive_the_class(graded):
+    "Are the hidden tests unchanged after a class that tried to overwrite them?"
+    _, hidden = graded
+    assert (hidden / "numbers" / "test_numbers.py").read_text() == HIDDEN
