@@ -7,6 +7,7 @@ nbdev's own ``nb_export``, so what learners read about nbdev is exactly what run
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from pathlib import Path
@@ -77,6 +78,7 @@ def export_notebook(path: str | Path, to: str | Path = ".") -> list[Path]:
         raise ExportError(f"{path.name} has no `#| export` cells: nothing to grade (were they deleted?)")
     for cell in export_cells:
         _check_syntax(cell.source, path)
+        _check_leaves_grader_alone(cell.source, path)
     named = (EXPORT.search(c.source).group(1) for c in export_cells)
     modules = [default, *dict.fromkeys(_checked(m, path) for m in named if m and m != default)]
     targets = [package / (module.replace(".", "/") + ".py") for module in modules]
@@ -116,6 +118,44 @@ def _check_syntax(source: str, path: Path) -> None:
             f"the `#| export` cell {_cell_name(source)} in {path.name} has a syntax error on its line {e.lineno}: "
             f"{e.msg} ({(e.text or '').strip()})"
         ) from None
+
+
+# Exported code has no business with these: importing them, or assigning to their
+# attributes, is how a submission would rewrite its own grading. A learner's tests may
+# use pytest's public API (pytest.mark, pytest.approx, ...) but not change it.
+GRADER_MODULES = ("autograder", "_pytest", "pluggy", "builtins")
+PROTECTED_MODULES = (*GRADER_MODULES, "pytest", "sys")
+
+
+def _check_leaves_grader_alone(source: str, path: Path) -> None:
+    """Refuse exported code that imports the grader or changes pytest, the grader or builtins.
+
+    A heuristic, not a proof: it stops the plain ways of forging a grade (a patched
+    pytest or grader) with a clear message, not a determined attacker.
+    """
+    for node in ast.walk(ast.parse(source)):
+        names = []
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names = [node.module or ""]
+        if any(name.split(".")[0] in GRADER_MODULES for name in names):
+            raise ExportError(
+                f"the `#| export` cell {_cell_name(source)} in {path.name} imports `{names[0]}`, part of the grader: "
+                "exported code may not use the grader or pytest's internals; remove that import"
+            )
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AugAssign) else []
+        is_setattr = isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in ("setattr", "delattr")
+        touched = [t for t in targets if isinstance(t, ast.Attribute | ast.Subscript)] + (node.args[:1] if is_setattr else [])
+        for target in touched:
+            base = target.value if isinstance(target, ast.Attribute | ast.Subscript) else target
+            while isinstance(base, ast.Attribute | ast.Subscript):
+                base = base.value
+            if isinstance(base, ast.Name) and base.id in PROTECTED_MODULES:
+                raise ExportError(
+                    f"the `#| export` cell {_cell_name(source)} in {path.name} changes `{base.id}` "
+                    f"(line {node.lineno}): exported code may not change pytest, the grader or the interpreter; remove that line"
+                )
 
 
 def _cell_name(source: str) -> str:

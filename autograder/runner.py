@@ -11,13 +11,14 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import multiprocessing
 import os
 import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -25,7 +26,7 @@ import pytest
 from autograder import pytest_plugin
 from autograder.pytest_plugin import DEFAULT_TEST_TIMEOUT, Grading, LearnerCode
 from autograder.results import FAILED, GradedTest
-from autograder.sandbox import kill_process_group, network_namespace_prefix
+from autograder.sandbox import enter_namespaces, kill_process_group, namespaces_available
 
 
 @dataclass(frozen=True)
@@ -113,18 +114,14 @@ def run_in_subprocess(
         for path in tests.rglob("*.py"):
             path.chmod(0o444)
         results = Path(grader) / "results.jsonl"
-        cmd = [sys.executable, "-m", "pytest", str(tests / test_file.name), "-p", "autograder.pytest_plugin", *PYTEST_ARGS]
-        cmd += ["--rootdir", str(tests), "--results", str(results), "--test-timeout", str(limits.test_seconds)]
+        args = [str(tests / test_file.name), "-p", "autograder.pytest_plugin", *PYTEST_ARGS]
+        args += ["--rootdir", str(tests), "--results", str(results), "--test-timeout", str(limits.test_seconds)]
         if load_error is None:
-            cmd += [arg for module in modules for arg in ("--learner-module", module)]
+            args += [arg for module in modules for arg in ("--learner-module", module)]
         else:
-            cmd += ["--learner-error", load_error]
-        env = {**os.environ, "HOME": work, "PYTHONPATH": os.pathsep.join([str(package_root), str(Path(__file__).parent.parent)])}
-        env.pop("PYTEST_ADDOPTS", None)
-        # Hidden tests need only our plugin: loading every installed one (nbval, ...)
-        # costs seconds per notebook.
-        env["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-        problem = _run_killable(cmd, cwd=work, env=env, timeout=limits.notebook_seconds, memory_mb=limits.memory_mb)
+            args += ["--learner-error", load_error]
+        sandbox = Sandbox(work, str(package_root), str(Path(grader) / "output.log"), limits.memory_mb, namespaces_available())
+        problem = _run_killable(args, sandbox, timeout=limits.notebook_seconds)
         collected, finished = _read_results(results)
     verdicts = [finished.get(key, _did_not_run(planned, problem)) for key, planned in collected.items()]
     if problem is None and len(finished) < len(collected):
@@ -132,42 +129,89 @@ def run_in_subprocess(
     return verdicts, problem
 
 
-def _run_killable(cmd: list[str], cwd: str, env: dict, timeout: float, memory_mb: int) -> str | None:
-    def limit_memory():
-        limit = memory_mb * 2**20
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+@dataclass(frozen=True)
+class Sandbox:
+    """Where and how one notebook's tests run."""
 
-    # Output goes to a file, not a pipe: a child the submission left running would keep
-    # a pipe open, and reading it to the end would wait for that child.
-    log_path = Path(cwd) / "pytest-output.log"
-    with log_path.open("wb") as log:
-        # A new session makes the tests and anything they start one process group, so
-        # one signal stops all of it, children included.
-        proc = subprocess.Popen(
-            [*network_namespace_prefix(), *cmd],
-            cwd=cwd,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            preexec_fn=limit_memory,
-        )
-        try:
-            proc.wait(timeout=timeout)
-            problem = None
-        except subprocess.TimeoutExpired:
-            problem = f"grading stopped after {timeout:g} s (the time limit per notebook)"
-        finally:
-            kill_process_group(proc.pid)  # whatever the submission left running
-            proc.wait()
-    if problem is None and proc.returncode not in (0, 1, 5):
-        tail = _tail(log_path).splitlines()[-5:]
-        problem = f"the test process ended abnormally (exit code {proc.returncode}): " + " / ".join(tail)
+    work: str  # the submission's working directory and HOME
+    package_root: str  # where its exported package can be imported from
+    log: str  # pytest's output, and anything the submission prints
+    memory_mb: int
+    namespaces: bool  # user, network and PID namespaces, where the system allows them
+
+
+@cache
+def _fork_server() -> multiprocessing.context.BaseContext:
+    # Heavy libraries are imported once, by the server; every notebook's process is
+    # forked from it with them loaded (see autograder/preload.py).
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["autograder.preload"])
+    # A submission's DataLoader workers leave semaphores that its process, ended with
+    # os._exit, never releases; the resource tracker (started with the server, with
+    # these warning options) would report them to the instructor at exit. They are freed.
+    sys.warnoptions.append("ignore::UserWarning:multiprocessing.resource_tracker")
+    return context
+
+
+def _run_killable(args: list[str], sandbox: Sandbox, timeout: float) -> str | None:
+    process = _fork_server().Process(target=_run_sandboxed, args=(args, sandbox), name="autograder-notebook")
+    process.start()
+    process.join(timeout)
+    problem = None
+    if process.is_alive():
+        problem = f"grading stopped after {timeout:g} s (the time limit per notebook)"
+    kill_process_group(process.pid)  # on time or not: whatever the submission left running
+    process.join()
+    if problem is None and process.exitcode not in (0, 1, 5):
+        tail = _tail(Path(sandbox.log)).splitlines()[-5:]
+        problem = f"the test process ended abnormally (exit code {process.exitcode}): " + " / ".join(tail)
     return problem
+
+
+def _run_sandboxed(args: list[str], sandbox: Sandbox) -> None:
+    """In the forked process: close the sandbox, then run the tests in a child of this one.
+
+    The tests run one process further down, so that a submission that kills its parent
+    kills this process, and only its own grading ends (as "abnormally"), not the fork
+    server that the other notebooks come from.
+    """
+    # A session of its own makes this process and everything below it one group, so
+    # one signal stops all of it.
+    os.setsid()
+    # Output to a file, not a pipe: a child the submission left running would keep a
+    # pipe open, and reading it to the end would wait for that child.
+    log = os.open(sandbox.log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    if sandbox.namespaces:
+        enter_namespaces()
+    tests = os.fork()
+    if tests == 0:
+        _run_tests(args, sandbox)
+    _, status = os.waitpid(tests, 0)
+    code = os.waitstatus_to_exitcode(status)
+    os._exit(code if code >= 0 else 128 - code)  # killed by signal N: 128 + N, as a shell reports it
+
+
+def _run_tests(args: list[str], sandbox: Sandbox) -> None:
+    # The limit counts on top of the libraries this process was forked with.
+    in_use = int(Path("/proc/self/statm").read_text().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    limit = in_use + sandbox.memory_mb * 2**20
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    os.chdir(sandbox.work)
+    os.environ["HOME"] = sandbox.work
+    os.environ.pop("PYTEST_ADDOPTS", None)
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # only our plugin: the rest cost seconds to load
+    sys.path.insert(0, sandbox.package_root)
+    code = pytest.main(args)
+    sys.stdout.flush()
+    os._exit(int(code))
 
 
 def _tail(path: Path, size: int = 16_384) -> str:
     """The end of a file that may be huge (a submission that printed gigabytes)."""
+    if not path.exists():
+        return ""
     with path.open("rb") as f:
         f.seek(max(0, path.stat().st_size - size))
         return f.read().decode(errors="replace").strip()

@@ -1,47 +1,73 @@
-"""What keeps a submission from reaching the network or outliving its grading.
+"""What keeps a submission from reaching the network, other processes, or outliving its grading.
 
-Two layers against the network, because the strong one is not available everywhere:
+Two layers, because the strong one is not available everywhere:
 
-- a fresh *network namespace* (``unshare``): the grading process sees only its own
-  loopback interface, so no call of any kind (Python, C, a subprocess) reaches another
-  host. It needs user namespaces (or root); where the system forbids them, as some
-  hardened CI runners do, it is skipped;
+- fresh *namespaces* (the ``unshare`` system call): the tests run as process 1 of a
+  PID namespace, in a network namespace with only a loopback interface. No call of
+  any kind (Python, C, a subprocess) reaches another host; no process outside can be
+  seen or signalled, the grader included; and when the tests end, the kernel ends
+  everything they started. It needs user namespaces (or root); where the system
+  forbids them, as some hardened CI runners do, it is skipped;
 - a guard inside the grading process that refuses, with a clear message, every socket
   connection and name lookup that is not for this machine. Loopback stays open, so
   tests may start a server and call it. Code that goes around Python's ``socket``
   module (ctypes, a subprocess running curl) is not stopped by this layer alone.
 
-After the tests, whatever the submission left running in its process group is killed.
-A process that started a session of its own escapes that; the instructor guide says so.
+After the tests, whatever the submission left running in its process group is killed;
+without namespaces, a process that started a session of its own escapes that.
 """
 
 from __future__ import annotations
 
+import ctypes
+import fcntl
 import ipaddress
 import os
-import shutil
 import signal
 import socket
+import struct
 import subprocess
+import sys
 from functools import cache
+from pathlib import Path
 
+CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x10000000, 0x20000000, 0x40000000
+SIOCSIFFLAGS, IFF_UP, IFF_LOOPBACK, IFF_RUNNING = 0x8914, 0x1, 0x8, 0x40
 BLOCKED = "network access is disabled while grading (only this machine, via localhost, is reachable)"
 
 
 @cache
-def network_namespace_prefix() -> tuple[str, ...]:
-    """A command prefix that runs a program in a new network namespace with loopback up, or () if impossible here."""
-    unshare, ip = shutil.which("unshare"), shutil.which("ip")
-    if unshare is None or ip is None:
-        return ()
-    # -r maps the user to root inside a new user namespace, which lets an ordinary user
-    # create the network namespace and bring its loopback interface up.
-    prefix = (unshare, "--net", "--map-root-user", "--", "sh", "-c", f'{ip} link set lo up && exec "$0" "$@"')
+def namespaces_available() -> bool:
+    """Whether this system lets an ordinary process enter namespaces of its own (user, network, PID)."""
+    probe = "import sys; from autograder.sandbox import enter_namespaces; sys.exit(not enter_namespaces())"
     try:
-        probe = subprocess.run([*prefix, "true"], capture_output=True, timeout=10)
+        return subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=30).returncode == 0
     except (OSError, subprocess.TimeoutExpired):
-        return ()
-    return prefix if probe.returncode == 0 else ()
+        return False
+
+
+def enter_namespaces() -> bool:
+    """Move this single-threaded process into new user, network and PID namespaces, loopback up.
+
+    From then on it reaches no other host, and the next process it forks is process 1 of
+    a PID namespace: that process, and all it starts, can neither see nor signal any
+    process outside, and the kernel ends them all when it ends. The user namespace maps
+    this user to root inside it, which is what lets an ordinary user create the others.
+    Returns False, changing nothing, where the system forbids it.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    uid, gid = os.getuid(), os.getgid()
+    if libc.unshare(CLONE_NEWUSER | CLONE_NEWNET | CLONE_NEWPID) != 0:
+        return False
+    try:
+        Path("/proc/self/setgroups").write_text("deny")
+        Path("/proc/self/uid_map").write_text(f"0 {uid} 1")
+        Path("/proc/self/gid_map").write_text(f"0 {gid} 1")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH", b"lo", IFF_UP | IFF_LOOPBACK | IFF_RUNNING))
+    except OSError:
+        return False
+    return True
 
 
 def kill_process_group(pid: int) -> None:

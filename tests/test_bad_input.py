@@ -131,6 +131,20 @@ CORPUS = {
     "NaN results": (exported("def double(x):\n    return 2 * x\n\ndef halve(x):\n    return float('nan')"), 3, "should be 2"),
     "wrong return type": (exported("def double(x):\n    return str(2 * x)\n\ndef halve(x):\n    return x / 2"), 1, "should be 4"),
     "path in default_exp": (exported(GOOD, default_exp="../../escaped"), 0, "not a module name"),
+    "kills its parent process": (
+        exported(
+            "import os, signal\ndef double(x):\n    return 2 * x\n\ndef halve(x):\n    os.kill(os.getppid(), signal.SIGKILL)"
+        ),
+        3,
+        "",
+    ),
+    "imports the grader": (exported(f"import autograder.pytest_plugin\n{GOOD}"), 0, "may not use the grader"),
+    "patches pytest to pass every test": (
+        exported(f"import pytest\npytest.Function.runtest = lambda self: None\n{GOOD}"),
+        0,
+        "may not change pytest",
+    ),
+    "patches the interpreter": (exported(f"import sys\nsetattr(sys, 'exit', print)\n{GOOD}"), 0, "may not change"),
     "nbgrader metadata tampered": (tampered(), 4, ""),
 }
 
