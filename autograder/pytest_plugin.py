@@ -297,21 +297,28 @@ def pytest_configure(config):
 
     sys.dont_write_bytecode = True
     install_network_guard()
-    config.pluginmanager.register(_ExitWhenDone(), "autograder-exit")
+    config.pluginmanager.register(_SubmissionRun(), "autograder-submission-run")
     config.pluginmanager.register(
         Grading(load, report, part=config.getoption("part"), test_timeout=config.getoption("test_timeout")),
         "autograder-grading",
     )
 
 
-class _ExitWhenDone:
-    """Ends the grading process as soon as the results are written.
+class _SubmissionRun:
+    """What a grading process does around the submission's code, which it loads after collection.
 
-    A submission may leave a thread running or register exit handlers; waiting for
-    them would turn a finished run into a timeout.
+    Once the hidden tests are imported, their files (the run's own copy, see
+    ``runner.run_in_subprocess``) are deleted, so the submission cannot read them. And
+    the process ends as soon as the results are written: a submission may leave a
+    thread running or register exit handlers, and waiting for them would turn a
+    finished run into a timeout.
     """
 
     status = 0
+
+    def pytest_collection_finish(self, session):
+        for path in Path(session.config.rootpath).rglob("*.py"):
+            path.unlink()
 
     def pytest_sessionfinish(self, session, exitstatus):
         self.status = int(exitstatus)

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from autograder import pytest_plugin
+from autograder.course import HIDDEN_TESTS_VARIABLE
 from autograder.pytest_plugin import DEFAULT_TEST_TIMEOUT, Grading, LearnerCode
 from autograder.results import FAILED, GradedTest
 from autograder.sandbox import enter_namespaces, kill_process_group, namespaces_available
@@ -201,6 +202,7 @@ def _run_tests(args: list[str], sandbox: Sandbox) -> None:
     os.chdir(sandbox.work)
     os.environ["HOME"] = sandbox.work
     os.environ.pop("PYTEST_ADDOPTS", None)
+    os.environ.pop(HIDDEN_TESTS_VARIABLE, None)  # the tests run from a copy: no need to say where the originals are
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # only our plugin: the rest cost seconds to load
     sys.path.insert(0, sandbox.package_root)
     code = pytest.main(args)

@@ -108,6 +108,11 @@ CORPUS = {
         "",
     ),
     "deletes its working directory": (exported(f"import os, shutil\nshutil.rmtree(os.getcwd())\n{GOOD}"), 4, ""),
+    "reads the hidden tests": (
+        exported(f"import sys\nSOURCE = open(next(a for a in sys.argv if a.endswith('.py') and 'test_' in a)).read()\n{GOOD}"),
+        0,
+        "FileNotFoundError",
+    ),
     "overwrites the hidden tests": (
         exported(
             f"import sys\nfor a in sys.argv:\n    if a.endswith('.py') and 'test_' in a:\n        try:\n            open(a, 'w').write('')\n        except OSError:\n            pass\n{GOOD}"
