@@ -17,6 +17,8 @@ import resource
 import shutil
 import sys
 import tempfile
+import threading
+import types
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -156,7 +158,7 @@ def _fork_server() -> multiprocessing.context.BaseContext:
 
 def _run_killable(args: list[str], sandbox: Sandbox, timeout: float) -> str | None:
     process = _fork_server().Process(target=_run_sandboxed, args=(args, sandbox), name="autograder-notebook")
-    process.start()
+    _start_without_main(process)
     process.join(timeout)
     problem = None
     if process.is_alive():
@@ -167,6 +169,27 @@ def _run_killable(args: list[str], sandbox: Sandbox, timeout: float) -> str | No
         tail = _tail(Path(sandbox.log)).splitlines()[-5:]
         problem = f"the test process ended abnormally (exit code {process.exitcode}): " + " / ".join(tail)
     return problem
+
+
+_STARTING = threading.Lock()
+
+
+def _start_without_main(process: multiprocessing.process.BaseProcess) -> None:
+    """Start ``process`` without the caller's ``__main__``.
+
+    multiprocessing would import the script that called the grader into every new
+    process (and fail outright when there is none, as under ``python -`` or in some
+    notebooks), at the cost of that script's imports per notebook. The target needs
+    none of it. The lock keeps threads that start processes at once from swapping
+    ``__main__`` in and out under one another.
+    """
+    with _STARTING:
+        main = sys.modules["__main__"]
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            process.start()
+        finally:
+            sys.modules["__main__"] = main
 
 
 def _run_sandboxed(args: list[str], sandbox: Sandbox) -> None:
