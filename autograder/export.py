@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import tempfile
 from pathlib import Path
 
 import nbformat
@@ -61,12 +62,16 @@ def module_name(notebook: nbformat.NotebookNode, path: Path) -> str:
     raise ExportError(f"{Path(path).name} has no `#| default_exp <module>` cell: restore the notebook's first code cell")
 
 
-def export_notebook(path: str | Path, to: str | Path = ".") -> list[Path]:
+def export_notebook(path: str | Path, to: str | Path = ".", skipped: list[str] | None = None) -> list[Path]:
     """Write the notebook's exported cells under ``<to>/cardfraud/``; return the modules, default first.
 
     Most notebooks export one module. The testing chapter's notebooks also export the
     learner's own tests, to ``cardfraud/tests/test_<name>.py``, as a package's tests
     would sit beside its code.
+
+    A cell with a syntax error raises ExportError, unless ``skipped`` is a list: the cell
+    is then left out, as a notebook run cell by cell (and nbgrader) would leave it, and
+    the reason is appended to ``skipped``, so that the other parts can still be graded.
     """
     from nbdev.export import nb_export
 
@@ -76,9 +81,19 @@ def export_notebook(path: str | Path, to: str | Path = ".") -> list[Path]:
     export_cells = [c for c in notebook.cells if c.cell_type == "code" and EXPORT.search(c.source)]
     if not export_cells:
         raise ExportError(f"{path.name} has no `#| export` cells: nothing to grade (were they deleted?)")
-    for cell in export_cells:
-        _check_syntax(cell.source, path)
+    for cell in list(export_cells):
+        try:
+            _check_syntax(cell.source, path)
+        except ExportError as e:
+            if skipped is None:
+                raise
+            skipped.append(f"{e}; that cell was left out, so what it defines is missing")
+            cell.source = EXPORT.sub("# (left out of the export: syntax error)", cell.source)
+            export_cells.remove(cell)
+            continue
         _check_leaves_grader_alone(cell.source, path)
+    if not export_cells:
+        raise ExportError(skipped[0])
     named = (EXPORT.search(c.source).group(1) for c in export_cells)
     modules = [default, *dict.fromkeys(_checked(m, path) for m in named if m and m != default)]
     targets = [package / (module.replace(".", "/") + ".py") for module in modules]
@@ -90,10 +105,14 @@ def export_notebook(path: str | Path, to: str | Path = ".") -> list[Path]:
     for target in targets[1:]:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text("__all__ = []\n")  # nbdev updates this list as it exports into the module
-    try:
-        nb_export(str(path), lib_path=str(package), solo_nb=True)
-    except Exception as e:  # nbdev's own checks fail with bare assertions
-        raise ExportError(f"nbdev could not export {path.name}: {e}") from None
+    with tempfile.TemporaryDirectory(prefix="autograder-notebook-") as tmp:
+        # nbdev reads a file: give it the notebook as checked, without the cells left out.
+        checked = Path(tmp) / path.name
+        nbformat.write(notebook, checked)
+        try:
+            nb_export(str(checked), lib_path=str(package), solo_nb=True)
+        except Exception as e:  # nbdev's own checks fail with bare assertions
+            raise ExportError(f"nbdev could not export {path.name}: {e}") from None
     for target in targets:
         if not target.exists():
             raise ExportError(f"exporting {path.name} wrote no module {target.relative_to(package.parent)}")

@@ -84,28 +84,29 @@ def grade_submission(
     for exercise in expected:
         notebook = submission.notebooks.get(exercise)
         test_file = hidden_test_file(submission.assignment, exercise, hidden_dir)
-        tests, problem = _grade_notebook(notebook, exercise, test_file, limits)
-        if problem:
-            result.messages.append(f"{exercise}: {problem}")
+        tests, problems = _grade_notebook(notebook, exercise, test_file, limits)
+        result.messages += [f"{exercise}: {problem}" for problem in problems]
         result.tests.extend(tests)
     return result
 
 
-def _grade_notebook(notebook: Path | None, exercise: str, test_file: Path, limits: Limits) -> tuple[list[GradedTest], str | None]:
+def _grade_notebook(notebook: Path | None, exercise: str, test_file: Path, limits: Limits) -> tuple[list[GradedTest], list[str]]:
+    """The notebook's verdicts, and what went wrong with it as a whole (one message each)."""
+    problems: list[str] = []
     with tempfile.TemporaryDirectory(prefix="autograder-export-") as package_root:
         modules, load_error = [], None
         if notebook is None:
             load_error = f"{exercise}.ipynb was not submitted"
         else:
             try:
-                exported = export_notebook(notebook, package_root)
+                exported = export_notebook(notebook, package_root, skipped=problems)
                 modules = [".".join(m.relative_to(package_root).with_suffix("").parts) for m in exported]
             except ExportError as e:
                 load_error = str(e)
         tests, problem = run_in_subprocess(test_file, Path(package_root), modules, load_error, limits)
     for test in tests:
         test.notebook = exercise
-    return tests, problem or load_error
+    return tests, [*problems, *filter(None, [problem or load_error])]
 
 
 def grade(path: Path, hidden_dir: Path, limits: Limits = Limits()) -> list[SubmissionResult]:

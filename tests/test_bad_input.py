@@ -46,6 +46,11 @@ CORPUS = {
     "default_exp deleted": (nbformat.writes(notebook(code_cell(f"#| export\n{GOOD}"))).encode(), 0, "no `#| default_exp"),
     "export cells duplicated": (exported("def double(x):\n    return x", GOOD), 4, ""),
     "syntax error": (exported("def double(x):\n    return 2 *\n"), 0, "syntax error on its line 3"),
+    "syntax error in one cell of two": (
+        exported("def double(x):\n    return 2 *\n", "def halve(x):\n    return x / 2"),
+        1,
+        "that cell was left out",
+    ),
     "missing function": (exported("def double(x):\n    return 2 * x"), 3, "does not define `halve`"),
     "wrong signature": (exported("def double(x, y):\n    return 2 * x\n\ndef halve(x):\n    return x / 2"), 1, "TypeError"),
     "import of a module that does not exist": (exported(f"import not_a_real_module\n{GOOD}"), 0, "ModuleNotFoundError"),
