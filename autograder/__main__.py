@@ -24,7 +24,12 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument("--csv", type=Path, help="write the class sheet here")
     grade.add_argument("--timeout", type=float, default=600, help="seconds per notebook (default 600)")
     grade.add_argument("--test-timeout", type=float, default=60, help="seconds per test (default 60)")
-    grade.add_argument("--memory-mb", type=int, default=4096, help="memory limit per notebook in MiB (default 4096)")
+    grade.add_argument(
+        "--submission-timeout", type=float, default=1200, help="seconds for all of one learner's notebooks (default 1200)"
+    )
+    grade.add_argument(
+        "--memory-mb", type=int, default=4096, help="memory per notebook in MiB, besides the grader's libraries (default 4096)"
+    )
     grade.add_argument("--hidden-tests", type=Path, help="folder of hidden tests (default: the package's own)")
     grade.add_argument(
         "--out", type=Path, help="write <student>/<assignment>/results.json and feedback.html here; reruns skip what is done"
@@ -82,7 +87,12 @@ def _grade(args) -> int:
     from autograder.results import format_table, write_csv, write_json
     from autograder.runner import Limits
 
-    limits = Limits(notebook_seconds=args.timeout, test_seconds=args.test_timeout, memory_mb=args.memory_mb)
+    limits = Limits(
+        notebook_seconds=args.timeout,
+        test_seconds=args.test_timeout,
+        memory_mb=args.memory_mb,
+        submission_seconds=args.submission_timeout,
+    )
     results = grade_class(
         args.path,
         hidden_tests_dir(args.hidden_tests),

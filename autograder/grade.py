@@ -12,13 +12,14 @@ PATH may be a single notebook, a learner's folder, or an nbgrader ``submitted/``
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass, field
+import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from autograder.course import exercises_of, hidden_test_file
 from autograder.export import ExportError, export_notebook
 from autograder.results import GradedTest, SubmissionResult
-from autograder.runner import Limits, run_in_subprocess
+from autograder.runner import Limits, planned_tests, run_in_subprocess
 
 
 @dataclass
@@ -81,10 +82,18 @@ def grade_submission(
     for exercise in sorted(set(submission.notebooks) - set(expected)):
         if expected:
             result.messages.append(f"{exercise}.ipynb is not an exercise of {submission.assignment}; it was not graded")
+    deadline = time.monotonic() + limits.submission_seconds
     for exercise in expected:
         notebook = submission.notebooks.get(exercise)
         test_file = hidden_test_file(submission.assignment, exercise, hidden_dir)
-        tests, problems = _grade_notebook(notebook, exercise, test_file, limits)
+        remaining = deadline - time.monotonic()
+        if remaining > 0:
+            tests, problems = _grade_notebook(
+                notebook, exercise, test_file, replace(limits, notebook_seconds=min(limits.notebook_seconds, remaining))
+            )
+        else:
+            why = f"not graded: the submission used up its time limit ({limits.submission_seconds:g} s for all its notebooks)"
+            tests, problems = [replace(t, output=why, notebook=exercise) for t in planned_tests(test_file)], [why]
         result.messages += [f"{exercise}: {problem}" for problem in problems]
         result.tests.extend(tests)
     return result

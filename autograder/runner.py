@@ -34,11 +34,12 @@ from autograder.sandbox import enter_namespaces, kill_process_group, namespaces_
 
 @dataclass(frozen=True)
 class Limits:
-    """What one notebook's grading may use before it is stopped."""
+    """What one notebook's, and one submission's, grading may use before it is stopped."""
 
     notebook_seconds: float = 600  # wall clock for all of a notebook's tests; then the process group is killed
     test_seconds: float = DEFAULT_TEST_TIMEOUT  # per test, raised inside the test as a timeout
-    memory_mb: int = 4096  # address space: enough for PyTorch and DataLoader workers (2 GiB is not)
+    memory_mb: int = 4096  # address space on top of the preloaded libraries: room for DataLoader workers
+    submission_seconds: float = 1200  # wall clock for all the notebooks of one learner's assignment
 
 
 # One configuration for both ways of running: no cache, our own messages instead of
@@ -71,6 +72,9 @@ def run_in_process(
     return verdicts
 
 
+_COLLECTING = threading.Lock()
+
+
 def planned_tests(test_file: Path) -> list[GradedTest]:
     """The graded tests that ``test_file`` holds (parametrized cases one by one), without running them."""
     planned: list[GradedTest] = []
@@ -83,7 +87,8 @@ def planned_tests(test_file: Path) -> list[GradedTest]:
 
     plugin = Grading(no_learner, keep_collected)
     args = [str(test_file), "--rootdir", str(test_file.parent), "--collect-only", *PYTEST_ARGS]
-    with contextlib.redirect_stdout(io.StringIO()) as out, contextlib.redirect_stderr(io.StringIO()):
+    # Redirecting output is process-wide: one collection at a time when grading threads call this.
+    with _COLLECTING, contextlib.redirect_stdout(io.StringIO()) as out, contextlib.redirect_stderr(io.StringIO()):
         code = pytest.main(args, plugins=[pytest_plugin, plugin])
     if code != pytest.ExitCode.OK:
         raise RuntimeError(f"the hidden tests in {test_file} could not be collected (pytest exit code {code}):\n{out.getvalue()}")

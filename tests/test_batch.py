@@ -9,6 +9,7 @@ from autograder.__main__ import main
 from autograder.batch import grade_class, parse_shard
 from autograder.feedback import feedback_html
 from autograder.results import FAILED, GradedTest, SubmissionResult
+from autograder.runner import Limits
 from tests.conftest import code_cell, notebook, write
 from tests.test_runner import HIDDEN
 
@@ -140,3 +141,20 @@ def test_feedback_page_says_what_failed_and_why():
     assert "Score: <strong>2</strong> of 3 points" in page
     assert "Halves a number." in page and "halve(4) should be 2, got &lt;4&gt;" in page
     assert "<script>" not in page and "bob &lt;script&gt;" in page
+
+
+def test_a_submission_has_one_time_budget_for_all_its_notebooks(tmp_path):
+    "When a learner's first notebook uses up the submission's time, is the next one listed as not graded, with the reason?"
+    hidden = tmp_path / "hidden" / "numbers"
+    hidden.mkdir(parents=True)
+    for exercise in ("first", "second"):
+        (hidden / f"test_{exercise}.py").write_text(HIDDEN)
+    slow = "import time\ndef double(x):\n    time.sleep(30)\n\ndef halve(x):\n    return x / 2"
+    for exercise, source in (("first", slow), ("second", GOOD)):
+        nb = notebook(code_cell("#| default_exp numbers"), code_cell(f"#| export\n{source}"))
+        write(nb, tmp_path / "submitted" / "ann" / "numbers" / f"{exercise}.ipynb")
+    limits = Limits(submission_seconds=3, test_seconds=0)
+    (result,) = grade_class(tmp_path / "submitted", tmp_path / "hidden", limits)
+    second = [t for t in result.tests if t.notebook == "second"]
+    assert len(second) == 3 and all(t.score == 0 and "used up its time limit (3 s" in t.output for t in second)
+    assert any("grading stopped after" in m for m in result.messages if m.startswith("first"))
