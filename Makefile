@@ -10,12 +10,14 @@ PYTHON := $(BIN)/python
 export PATH := $(abspath $(BIN)):$(PATH)
 # The book is the first test: warnings are errors, broken references fail it.
 BUILD_BOOK := $(BIN)/jupyter-book build . -n -W --keep-going
+# GitHub's workflow schema, vendored in check-jsonschema: validates offline.
+LINT_WORKFLOWS := $(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
 .PHONY: help install book lab test release clean
 
 help:
 	@echo "make book     create .venv, install, build the book and print the page to open"
-	@echo "make test     lint, release check, unit and grading tests, nbval on solutions/, book build"
+	@echo "make test     lint, release check, unit and grading tests, nbval on solutions/, book build, browser test"
 	@echo "make lab      JupyterLab on exercises/"
 	@echo "make release  regenerate exercises/ from solutions/ after editing a solution"
 
@@ -38,13 +40,17 @@ lab: install
 release: install
 	$(PYTHON) -m autograder release
 
+# The browser test drives Chromium through the site that the book build just made, so it
+# comes last; it needs Debian's chromium and chromium-driver (README).
 test: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(LINT_WORKFLOWS)
 	$(PYTHON) -m autograder release --check
 	$(PYTHON) -m pytest
 	$(PYTHON) -m pytest --nbval-lax -p no:cacheprovider -W default solutions/
 	$(BUILD_BOOK)
+	$(PYTHON) -m pytest -m browser tests/test_book_in_browser.py
 
 clean:
 	rm -rf _build .pytest_cache
