@@ -40,6 +40,7 @@ class Limits:
     test_seconds: float = DEFAULT_TEST_TIMEOUT  # per test, raised inside the test as a timeout
     memory_mb: int = 4096  # address space on top of the preloaded libraries: room for DataLoader workers
     submission_seconds: float = 1200  # wall clock for all the notebooks of one learner's assignment
+    file_mb: int = 1024  # largest file the tests may write, captured output included: a print loop cannot fill the disk
 
 
 # One configuration for both ways of running: no cache, our own messages instead of
@@ -128,7 +129,8 @@ def run_in_subprocess(
             args += [arg for module in modules for arg in ("--learner-module", module)]
         else:
             args += ["--learner-error", load_error]
-        sandbox = Sandbox(work, str(package_root), str(Path(grader) / "output.log"), limits.memory_mb, namespaces_available())
+        log = str(Path(grader) / "output.log")
+        sandbox = Sandbox(work, str(package_root), log, limits.memory_mb, limits.file_mb, namespaces_available())
         problem = _run_killable(args, sandbox, timeout=limits.notebook_seconds)
         collected, finished = _read_results(results)
     verdicts = [finished.get(key, _did_not_run(planned, problem)) for key, planned in collected.items()]
@@ -145,6 +147,7 @@ class Sandbox:
     package_root: str  # where its exported package can be imported from
     log: str  # pytest's output, and anything the submission prints
     memory_mb: int
+    file_mb: int
     namespaces: bool  # user, network and PID namespaces, where the system allows them
 
 
@@ -227,6 +230,8 @@ def _run_tests(args: list[str], sandbox: Sandbox) -> None:
     in_use = int(Path("/proc/self/statm").read_text().split()[0]) * os.sysconf("SC_PAGE_SIZE")
     limit = in_use + sandbox.memory_mb * 2**20
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    # Python ignores SIGXFSZ, so a write past the limit raises OSError in the code that wrote.
+    resource.setrlimit(resource.RLIMIT_FSIZE, (sandbox.file_mb * 2**20,) * 2)
     os.chdir(sandbox.work)
     os.environ["HOME"] = sandbox.work
     os.environ.pop("PYTEST_ADDOPTS", None)

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from autograder import runner
-from autograder.runner import run_in_subprocess
+from autograder.runner import Limits, run_in_subprocess
 from autograder.sandbox import BLOCKED, install_network_guard, kill_process_group, namespaces_available
+from tests.test_runner import HIDDEN as HIDDEN_NUMBERS
 
 HIDDEN = """
 import pytest
@@ -153,3 +154,20 @@ def test_overwriting_the_hidden_tests_changes_nothing(tmp_path):
     verdicts, _ = run_in_subprocess(hidden, tmp_path / "pkg", ["cardfraud.evil"])
     assert [v.score for v in verdicts] == [0]
     assert hidden.read_text() == original
+
+
+def test_a_file_past_the_size_limit_fails_only_its_own_test(tmp_path):
+    "Does a submission that prints more than the file limit fail that test with a clear error, while the others pass?"
+    hidden = tmp_path / "hidden" / "test_numbers.py"
+    hidden.parent.mkdir()
+    hidden.write_text(HIDDEN_NUMBERS)
+    package = tmp_path / "pkg" / "cardfraud"
+    package.mkdir(parents=True)
+    (package / "__init__.py").touch()
+    (package / "loud.py").write_text(
+        "def double(x):\n    print('x' * 3 * 2**20)\n    return 2 * x\n\ndef halve(x):\n    return x / 2\n"
+    )
+    verdicts, _ = run_in_subprocess(hidden, tmp_path / "pkg", ["cardfraud.loud"], limits=Limits(file_mb=1))
+    scores = {v.name: (v.score, v.output) for v in verdicts}
+    assert scores["Halves a number."][0] == 1
+    assert "File too large" in scores["Doubles a positive number."][1]
