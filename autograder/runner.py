@@ -235,7 +235,10 @@ def _run_tests(args: list[str], sandbox: Sandbox) -> None:
     os.chdir(sandbox.work)
     os.environ["HOME"] = sandbox.work
     os.environ.pop("PYTEST_ADDOPTS", None)
-    os.environ.pop(HIDDEN_TESTS_VARIABLE, None)  # the tests run from a copy: no need to say where the originals are
+    # The tests run from a copy: the submission is not told where the originals are,
+    # neither by the environment nor by the grader's command line, which it inherited.
+    os.environ.pop(HIDDEN_TESTS_VARIABLE, None)
+    sys.argv = ["autograder-grading"]
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # only our plugin: the rest cost seconds to load
     sys.path.insert(0, sandbox.package_root)
     code = pytest.main(args)

@@ -129,7 +129,7 @@ def test_killing_an_empty_group_is_harmless():
 
 
 def test_overwriting_the_hidden_tests_changes_nothing(tmp_path):
-    "Does a submission that overwrites the hidden-test file it was given leave the real one, and the next grading, intact?"
+    "Does a submission that tries to overwrite the hidden tests leave the real ones, and the next grading, intact?"
     hidden = tmp_path / "hidden" / "test_numbers.py"
     hidden.parent.mkdir()
     hidden.write_text(
@@ -143,12 +143,12 @@ def test_overwriting_the_hidden_tests_changes_nothing(tmp_path):
     package = tmp_path / "pkg" / "cardfraud"
     package.mkdir(parents=True)
     (package / "__init__.py").touch()
-    # pytest's command line names the test file: a hostile import rewrites it to pass everything.
+    # A hostile import looks for the grader's copy of the tests, and for the originals on
+    # the command line it inherited, and empties whatever it finds.
     (package / "evil.py").write_text(
-        "import os, sys\n"
-        "target = next(a for a in sys.argv if a.endswith('.py') and 'test_' in a)\n"
-        "os.chmod(target, 0o644)\n"
-        "open(target, 'w').write('')\n"
+        "import glob, sys\n"
+        "for path in glob.glob('/tmp/autograder-grader-*/hidden/*/*.py') + [a for a in sys.argv if a.endswith('.py')]:\n"
+        "    open(path, 'w').write('')\n"
         "def double(x):\n    return x\n"
     )
     verdicts, _ = run_in_subprocess(hidden, tmp_path / "pkg", ["cardfraud.evil"])
