@@ -81,15 +81,16 @@ def grade_class(
     submissions = shard_of(discover(path), shard)
 
     def one(submission: Submission) -> SubmissionResult:
-        folder = Path(out) / submission.student / submission.assignment if out else None
+        if out is None:
+            return grade_submission(submission, hidden_dir, limits)
+        folder = Path(out) / submission.student / submission.assignment
         key = fingerprint(submission, hidden_dir, limits)
-        if folder is not None and not force and (earlier := read_submission(folder / "results.json", key)) is not None:
+        if not force and (earlier := read_submission(folder / "results.json", key)) is not None:
             return earlier
         result = grade_submission(submission, hidden_dir, limits)
-        if folder is not None:
-            # Feedback first: results.json is the mark of a finished submission.
-            write_feedback(result, folder / "feedback.html")
-            write_submission(result, folder / "results.json", key)
+        # Feedback first: results.json is the mark of a finished submission.
+        write_feedback(result, folder / "feedback.html")
+        write_submission(result, folder / "results.json", key)
         return result
 
     # Each submission's grading waits on its own subprocess, so threads are enough.

@@ -116,8 +116,3 @@ def _grade_notebook(notebook: Path | None, exercise: str, test_file: Path, limit
     for test in tests:
         test.notebook = exercise
     return tests, [*problems, *filter(None, [problem or load_error])]
-
-
-def grade(path: Path, hidden_dir: Path, limits: Limits = Limits()) -> list[SubmissionResult]:
-    """Grade everything under ``path``."""
-    return [grade_submission(s, hidden_dir, limits) for s in discover(path)]

@@ -276,6 +276,11 @@ def pytest_addoption(parser):
     group.addoption("--results", help="append one JSON line per finished test to this file")
     group.addoption("--part", help="run only the tests of this part")
     group.addoption("--test-timeout", type=float, default=DEFAULT_TEST_TIMEOUT, help="seconds per test")
+    group.addoption(
+        "--delete-tests-once-collected",
+        action="store_true",
+        help="delete the test files under the root directory once imported (for a disposable copy of them)",
+    )
 
 
 def pytest_configure(config):
@@ -297,7 +302,7 @@ def pytest_configure(config):
 
     sys.dont_write_bytecode = True
     install_network_guard()
-    config.pluginmanager.register(_SubmissionRun(), "autograder-submission-run")
+    config.pluginmanager.register(_SubmissionRun(config.getoption("delete_tests_once_collected")), "autograder-submission-run")
     config.pluginmanager.register(
         Grading(load, report, part=config.getoption("part"), test_timeout=config.getoption("test_timeout")),
         "autograder-grading",
@@ -307,8 +312,8 @@ def pytest_configure(config):
 class _SubmissionRun:
     """What a grading process does around the submission's code, which it loads after collection.
 
-    Once the hidden tests are imported, their files (the run's own copy, see
-    ``runner.run_in_subprocess``) are deleted, so the submission cannot read them. And
+    Once the hidden tests are imported, their files are deleted when asked for (the
+    runner asks, for the run's own copy of them), so the submission cannot read them. And
     the process ends as soon as the results are written: a submission may leave a
     thread running or register exit handlers, and waiting for them would turn a
     finished run into a timeout.
@@ -316,9 +321,13 @@ class _SubmissionRun:
 
     status = 0
 
+    def __init__(self, delete_tests: bool):
+        self._delete_tests = delete_tests
+
     def pytest_collection_finish(self, session):
-        for path in Path(session.config.rootpath).rglob("*.py"):
-            path.unlink()
+        if self._delete_tests:
+            for path in Path(session.config.rootpath).rglob("*.py"):
+                path.unlink()
 
     def pytest_sessionfinish(self, session, exitstatus):
         self.status = int(exitstatus)

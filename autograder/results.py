@@ -7,6 +7,7 @@ uploaded there or read by a learning-management system.
 from __future__ import annotations
 
 import csv
+import io
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -112,14 +113,12 @@ def read_submission(path: Path, fingerprint: str) -> SubmissionResult | None:
 
 def write_csv(results: list[SubmissionResult], path: Path) -> None:
     """The class sheet: one row per learner and assignment."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["student", "assignment", "score", "max_score", "messages"])
-        for r in results:
-            writer.writerow([r.student, r.assignment, r.score, r.max_score, " | ".join(r.messages)])
-    tmp.replace(path)
+    sheet = io.StringIO(newline="")
+    writer = csv.writer(sheet)
+    writer.writerow(["student", "assignment", "score", "max_score", "messages"])
+    for r in results:
+        writer.writerow([r.student, r.assignment, r.score, r.max_score, " | ".join(r.messages)])
+    write_atomically(path, sheet.getvalue())
 
 
 def write_atomically(path: Path, text: str) -> None:

@@ -103,10 +103,12 @@ def run_in_subprocess(
     load_error: str | None = None,
     limits: Limits = Limits(),
 ) -> tuple[list[GradedTest], str | None]:
-    """Run ``test_file`` against the learner's ``modules`` (importable from ``package_root``) in a fresh process.
+    """Run ``test_file`` against the learner's ``modules`` (importable from ``package_root``) in a process of its own.
 
-    The process may use at most ``limits.memory_mb`` of address space: a submission that
-    allocates more gets a MemoryError in its own test instead of taking the machine down.
+    The process is forked from the grading server (see ``_run_sandboxed``) and may use at
+    most ``limits.memory_mb`` of address space besides the libraries it was forked with:
+    a submission that allocates more gets a MemoryError in its own test instead of
+    taking the machine down.
 
     Returns the verdicts and, if the run did not finish normally, a message saying why;
     tests that never ran then count as failed with that message.
@@ -125,6 +127,7 @@ def run_in_subprocess(
         results = Path(grader) / "results.jsonl"
         args = [str(tests / test_file.name), "-p", "autograder.pytest_plugin", *PYTEST_ARGS]
         args += ["--rootdir", str(tests), "--results", str(results), "--test-timeout", str(limits.test_seconds)]
+        args += ["--delete-tests-once-collected"]
         if load_error is None:
             args += [arg for module in modules for arg in ("--learner-module", module)]
         else:

@@ -44,15 +44,21 @@ def answer_cell(nb: nbformat.NotebookNode, grade_id: str) -> nbformat.NotebookNo
     return next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
 
 
+def with_reference_answers(exercise: str, parts: tuple[str, ...], chapter: str = CHAPTER) -> nbformat.NotebookNode:
+    """The released notebook with the reference's answers to ``parts`` copied in, the rest untouched."""
+    learner, reference = released(exercise, chapter), solution(exercise, chapter)
+    for part in parts:
+        answer_cell(learner, f"{part}_answer").source = answer_cell(reference, f"{part}_answer").source
+    return learner
+
+
 def partial_warehouse_queries() -> nbformat.NotebookNode:
     """The learner's notebook with three of four parts answered, two of them with a typical mistake.
 
     Expected points: open_warehouse 2/3 (no check for a missing folder), fraud_rate_by_category
     2/2, transaction_features 2/4 (the window includes the payment itself), time_split 0/3.
     """
-    learner, reference = released("warehouse_queries"), solution("warehouse_queries")
-    for grade_id in ("open_warehouse_answer", "fraud_rate_by_category_answer", "transaction_features_answer"):
-        answer_cell(learner, grade_id).source = answer_cell(reference, grade_id).source
+    learner = with_reference_answers("warehouse_queries", ("open_warehouse", "fraud_rate_by_category", "transaction_features"))
     opened = answer_cell(learner, "open_warehouse_answer")
     opened.source = opened.source.replace("if not (root", "if False and not (root")
     features = answer_cell(learner, "transaction_features_answer")
@@ -84,9 +90,7 @@ def test_shape_and_dtype(to_model_input):
 
 def partial_preprocessing_tests() -> nbformat.NotebookNode:
     """Parts 1 and 3 answered from the reference, part 2 with a weak test suite: 3 + 1 + 3 points."""
-    learner, reference = released("preprocessing_tests", TESTING_CHAPTER), solution("preprocessing_tests", TESTING_CHAPTER)
-    for grade_id in ("photo_batches_answer", "check_model_input_answer"):
-        answer_cell(learner, grade_id).source = answer_cell(reference, grade_id).source
+    learner = with_reference_answers("preprocessing_tests", ("photo_batches", "check_model_input"), TESTING_CHAPTER)
     answer_cell(learner, "model_input_tests_answer").source = SHAPE_AND_DTYPE_TESTS
     return learner
 

@@ -7,8 +7,9 @@ import shutil
 import pytest
 
 from autograder.__main__ import main
+from autograder.batch import grade_class
 from autograder.course import EXERCISES, SOLUTIONS, hidden_tests_dir
-from autograder.grade import discover, grade
+from autograder.grade import discover
 from tests.conftest import CHAPTER, PARTIAL_POINTS, write
 
 pytestmark = pytest.mark.slow
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.slow
 
 def test_solutions_earn_full_marks():
     "Does every graded part of every chapter earn full marks on the reference solution?"
-    for result in grade(SOLUTIONS, hidden_tests_dir()):
+    for result in grade_class(SOLUTIONS, hidden_tests_dir()):
         failing = [f"{t.notebook}:{t.part}: {t.name}: {t.output}" for t in result.tests if t.score < t.max_score]
         assert not failing, "\n".join(failing)
         assert result.max_score > 0 and not result.messages
@@ -24,7 +25,7 @@ def test_solutions_earn_full_marks():
 
 def test_untouched_exercises_earn_zero():
     "Does every graded part earn zero on the untouched exercise, each test saying it is not attempted?"
-    for result in grade(EXERCISES, hidden_tests_dir()):
+    for result in grade_class(EXERCISES, hidden_tests_dir()):
         assert result.score == 0 and result.max_score > 0
         assert all(t.output == "not attempted yet" for t in result.tests)
 
@@ -48,7 +49,7 @@ def test_class_gets_full_zero_and_partial_points(class_of_three, tmp_path):
 def test_one_broken_submission_does_not_stop_the_batch(class_of_three):
     "Does a corrupt notebook get zero with a clear message while the others are graded normally?"
     (class_of_three / "zero" / CHAPTER / "warehouse_queries.ipynb").write_text("{ this is not json")
-    results = {r.student: r for r in grade(class_of_three, hidden_tests_dir())}
+    results = {r.student: r for r in grade_class(class_of_three, hidden_tests_dir())}
     assert results["full"].score == 22
     broken = [t for t in results["zero"].tests if t.notebook == "warehouse_queries"]
     assert broken and all("not valid notebook JSON" in t.output for t in broken)
@@ -60,7 +61,7 @@ def test_missing_notebook_scores_zero_with_reason(tmp_path):
     folder = tmp_path / "alice" / CHAPTER
     folder.mkdir(parents=True)
     shutil.copy(SOLUTIONS / CHAPTER / "training_data.ipynb", folder)
-    (result,) = grade(tmp_path / "alice", hidden_tests_dir())
+    (result,) = grade_class(tmp_path / "alice", hidden_tests_dir())
     missing = [t for t in result.tests if t.notebook == "warehouse_queries"]
     assert len(missing) == 12 and all(t.score == 0 and "was not submitted" in t.output for t in missing)
     assert result.score == 10
@@ -88,5 +89,5 @@ def test_discovery_names_students_and_assignments(tmp_path):
 def test_unknown_assignment_is_reported(tmp_path):
     "Is a folder that is not an assignment of this course reported rather than silently scored?"
     write(__import__("nbformat").v4.new_notebook(), tmp_path / "me" / "poetry" / "sonnet.ipynb")
-    (result,) = grade(tmp_path / "me", hidden_tests_dir())
+    (result,) = grade_class(tmp_path / "me", hidden_tests_dir())
     assert result.max_score == 0 and "no hidden tests" in result.messages[0]

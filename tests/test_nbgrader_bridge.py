@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from nbgrader.api import Gradebook
 
+from autograder.batch import grade_class
 from autograder.course import ROOT, hidden_tests_dir
-from autograder.grade import grade
 from tests.conftest import CHAPTER, PARTIAL_POINTS, TESTING_CHAPTER, TESTING_PARTIAL_POINTS
 
 pytestmark = pytest.mark.slow
@@ -34,7 +34,7 @@ def autograde(course_root, submitted, chapter):
     nbgrader(course, "generate_assignment", chapter, "--force")
     nbgrader(course, "autograde", chapter, "--force")
 
-    ours = {r.student: r.part_scores() for r in grade(course / "submitted", hidden_tests_dir())}
+    ours = {r.student: r.part_scores() for r in grade_class(course / "submitted", hidden_tests_dir())}
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
         theirs = {
             student: {(notebook, cell): gradebook.find_grade(cell, notebook, chapter, student).score for notebook, cell in parts}

@@ -1,12 +1,16 @@
 """runner and pytest_plugin: hidden tests run against a namespace or a module, with points per test."""
 
+import os
+import subprocess
+import sys
 import textwrap
 
 import pytest
 
+from autograder.course import ROOT
 from autograder.pytest_plugin import LearnerCode
 from autograder.results import FAILED, NOT_ATTEMPTED, PASSED
-from autograder.runner import Limits, run_in_process, run_in_subprocess
+from autograder.runner import PYTEST_ARGS, Limits, run_in_process, run_in_subprocess
 
 HIDDEN = """
 import pytest
@@ -152,3 +156,15 @@ def test_memory_bomb_is_contained(hidden, tmp_path):
     scores = {v.name: (v.score, v.output) for v in verdicts}
     assert scores["Halves a number."][0] == 1
     assert "MemoryError" in scores["Doubles a positive number."][1]
+
+
+def test_plugin_deletes_tests_only_when_asked(hidden, tmp_path):
+    "Does the grading plugin leave the test files in place unless told they are a disposable copy?"
+    write_module(tmp_path / "pkg", "def double(x): return 2 * x\ndef halve(x): return x / 2\n")
+    base = [sys.executable, "-m", "pytest", str(hidden), "-p", "autograder.pytest_plugin", *PYTEST_ARGS]
+    base += ["--rootdir", str(hidden.parent), "--results", str(tmp_path / "r.jsonl"), "--learner-module", "cardfraud.numbers"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "pkg"), str(ROOT)]), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    subprocess.run(base, env=env, cwd=tmp_path, capture_output=True, check=True)
+    assert hidden.exists()
+    subprocess.run([*base, "--delete-tests-once-collected"], env=env, cwd=tmp_path, capture_output=True, check=True)
+    assert not hidden.exists()
