@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument(
         "--memory-mb", type=int, default=4096, help="memory per notebook in MiB, besides the grader's libraries (default 4096)"
     )
+    grade.add_argument(
+        "--device", choices=["cpu", "cuda"], default="cpu", help="where tests of training code train (default cpu)"
+    )
     grade.add_argument("--hidden-tests", type=Path, help="folder of hidden tests (default: the package's own)")
     grade.add_argument(
         "--out", type=Path, help="write <student>/<assignment>/results.json and feedback.html here; reruns skip what is done"
@@ -87,11 +90,17 @@ def _grade(args) -> int:
     from autograder.results import format_table, write_csv, write_json
     from autograder.runner import Limits
 
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ValueError("--device cuda: this machine has no CUDA device that PyTorch can use; grade on the CPU instead")
     limits = Limits(
         notebook_seconds=args.timeout,
         test_seconds=args.test_timeout,
         memory_mb=args.memory_mb,
         submission_seconds=args.submission_timeout,
+        device=args.device,
     )
     results = grade_class(
         args.path,

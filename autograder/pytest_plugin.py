@@ -11,6 +11,10 @@ A hidden test is an ordinary pytest function with one marker and one fixture::
 grade`` runs the tests in a subprocess, or the notebook's namespace when a self-check
 or nbgrader runs them inside the kernel. Both graders go through this one plugin, so a
 test earns the same points in either.
+
+Tests of training code also take ``device``, the ``torch.device`` to train on: the CPU
+unless the grader was started with ``--device cuda``. The same tests, worth the same
+points, then run on the GPU.
 """
 
 from __future__ import annotations
@@ -116,8 +120,10 @@ class Grading:
         part: str | None = None,
         visible_only: bool = False,
         test_timeout: float = DEFAULT_TEST_TIMEOUT,
+        device: str = "cpu",
     ):
         self._load_learner = load_learner
+        self._device = device
         self._report = report
         self._part = part
         self._visible_only = visible_only
@@ -138,6 +144,12 @@ class Grading:
         if self._load_error is not None:
             raise self._load_error
         return self._learner
+
+    @pytest.fixture
+    def device(self):
+        import torch  # only the chapters that train need it
+
+        return torch.device(self._device)
 
     @pytest.hookimpl(trylast=True)
     def pytest_collection_modifyitems(self, config, items):
@@ -276,6 +288,7 @@ def pytest_addoption(parser):
     group.addoption("--results", help="append one JSON line per finished test to this file")
     group.addoption("--part", help="run only the tests of this part")
     group.addoption("--test-timeout", type=float, default=DEFAULT_TEST_TIMEOUT, help="seconds per test")
+    group.addoption("--device", default="cpu", help="the torch device that tests of training code use (default cpu)")
     group.addoption(
         "--delete-tests-once-collected",
         action="store_true",
@@ -304,7 +317,13 @@ def pytest_configure(config):
     install_network_guard()
     config.pluginmanager.register(_SubmissionRun(config.getoption("delete_tests_once_collected")), "autograder-submission-run")
     config.pluginmanager.register(
-        Grading(load, report, part=config.getoption("part"), test_timeout=config.getoption("test_timeout")),
+        Grading(
+            load,
+            report,
+            part=config.getoption("part"),
+            test_timeout=config.getoption("test_timeout"),
+            device=config.getoption("device"),
+        ),
         "autograder-grading",
     )
 

@@ -41,6 +41,7 @@ class Limits:
     memory_mb: int = 4096  # address space on top of the preloaded libraries: room for DataLoader workers
     submission_seconds: float = 1200  # wall clock for all the notebooks of one learner's assignment
     file_mb: int = 1024  # largest file the tests may write, captured output included: a print loop cannot fill the disk
+    device: str = "cpu"  # where tests of training code train: "cuda" grades the same tests on the GPU
 
 
 # One configuration for both ways of running: no cache, our own messages instead of
@@ -127,13 +128,16 @@ def run_in_subprocess(
         results = Path(grader) / "results.jsonl"
         args = [str(tests / test_file.name), "-p", "autograder.pytest_plugin", *PYTEST_ARGS]
         args += ["--rootdir", str(tests), "--results", str(results), "--test-timeout", str(limits.test_seconds)]
-        args += ["--delete-tests-once-collected"]
+        args += ["--delete-tests-once-collected", "--device", limits.device]
         if load_error is None:
             args += [arg for module in modules for arg in ("--learner-module", module)]
         else:
             args += ["--learner-error", load_error]
         log = str(Path(grader) / "output.log")
-        sandbox = Sandbox(work, str(package_root), log, limits.memory_mb, limits.file_mb, namespaces_available())
+        # CUDA reserves tens of GiB of address space at start-up, so on the GPU the cap
+        # on address space would stop every test: it is left off (see the guide).
+        memory_mb = limits.memory_mb if limits.device == "cpu" else None
+        sandbox = Sandbox(work, str(package_root), log, memory_mb, limits.file_mb, namespaces_available())
         problem = _run_killable(args, sandbox, timeout=limits.notebook_seconds)
         collected, finished = _read_results(results)
     verdicts = [finished.get(key, _did_not_run(planned, problem)) for key, planned in collected.items()]
@@ -149,7 +153,7 @@ class Sandbox:
     work: str  # the submission's working directory and HOME
     package_root: str  # where its exported package can be imported from
     log: str  # pytest's output, and anything the submission prints
-    memory_mb: int
+    memory_mb: int | None  # None: no cap on address space
     file_mb: int
     namespaces: bool  # user, network and PID namespaces, where the system allows them
 
@@ -230,9 +234,10 @@ def _run_sandboxed(args: list[str], sandbox: Sandbox) -> None:
 
 def _run_tests(args: list[str], sandbox: Sandbox) -> None:
     # The limit counts on top of the libraries this process was forked with.
-    in_use = int(Path("/proc/self/statm").read_text().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-    limit = in_use + sandbox.memory_mb * 2**20
-    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    if sandbox.memory_mb is not None:
+        in_use = int(Path("/proc/self/statm").read_text().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        limit = in_use + sandbox.memory_mb * 2**20
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     # Python ignores SIGXFSZ, so a write past the limit raises OSError in the code that wrote.
     resource.setrlimit(resource.RLIMIT_FSIZE, (sandbox.file_mb * 2**20,) * 2)
     os.chdir(sandbox.work)
