@@ -30,6 +30,8 @@ from autograder.export import export_notebook
 NOTEBOOKS = {
     "warehouse": SOLUTIONS / "data_infrastructure" / "warehouse_queries.ipynb",
     "training_data": SOLUTIONS / "data_infrastructure" / "training_data.ipynb",
+    "training_step": SOLUTIONS / "gpu_training" / "training_step.ipynb",
+    "resume_and_measure": SOLUTIONS / "gpu_training" / "resume_and_measure.ipynb",
 }
 _exported: Path | None = None
 

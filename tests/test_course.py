@@ -108,3 +108,16 @@ def test_book_shows_exercises_unexecuted():
     # myst-nb matches each pattern against the notebook's absolute path, from the right.
     unmatched = [p for p in notebooks if not any(PurePosixPath(p.as_posix()).match(pattern) for pattern in patterns)]
     assert notebooks and not unmatched
+
+
+@pytest.mark.parametrize("path", SOLUTION_NOTEBOOKS, ids=lambda p: p.stem)
+def test_colab_install_cells_install_this_repository(path):
+    """The Colab launch button opens a notebook where the course is not installed: its install cell must name our repository."""
+    import yaml
+
+    from autograder.course import ROOT
+
+    repository = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
+    for cell in nbformat.read(path, as_version=4).cells:
+        for url in re.findall(r"git\+(https://\S+?)[\"'\s]", cell.source):
+            assert url == repository, f"{path.name} installs from {url}, but the book's repository is {repository}"
