@@ -88,7 +88,9 @@ def main() -> None:
             check = torch.stack(losses).float().cpu()[-5:].mean().item()
             expected = expected or check
             if abs(check - expected) > 0.02:
-                raise SystemExit(f"{name} trains differently: loss {check:.4f} after 20 steps, CPU float32 reached {expected:.4f}")
+                raise SystemExit(
+                    f"{name} trains differently: loss {check:.4f} after 20 steps, CPU float32 reached {expected:.4f}"
+                )
             best = max(checkpoints.throughput(step, batch_size, device, warmup=3, iters=args.iters) for _ in range(3))
             baseline = baseline or best
             print(f"{name:<28}{best:>14,.0f}{best / baseline:>15.2f}x{check:>22.4f}")
