@@ -143,3 +143,31 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(no_gpu)
+
+
+GPU_CHAPTER = "gpu_training"
+# The partial learner's training_step: no autocast in train_step, memory always pinned.
+GPU_PARTIAL_POINTS = {
+    ("training_step", "train_step"): 3.0,
+    ("training_step", "scaled_step"): 4.0,
+    ("training_step", "make_loader"): 2.0,
+    ("resume_and_measure", "save_checkpoint"): 0.0,
+    ("resume_and_measure", "resume"): 0.0,
+    ("resume_and_measure", "throughput"): 0.0,
+}
+
+
+@pytest.fixture
+def gpu_class(tmp_path) -> Path:
+    """A submitted/ tree for the GPU chapter: full, untouched, and partial (two device mistakes)."""
+    submitted = tmp_path / "submitted"
+    for exercise in ("training_step", "resume_and_measure"):
+        shutil.copy(SOLUTIONS / GPU_CHAPTER / f"{exercise}.ipynb", _mkdir(submitted / "full" / GPU_CHAPTER))
+        shutil.copy(EXERCISES / GPU_CHAPTER / f"{exercise}.ipynb", _mkdir(submitted / "zero" / GPU_CHAPTER))
+    partial = with_reference_answers("training_step", ("train_step", "scaled_step", "make_loader"), GPU_CHAPTER)
+    step, loader = answer_cell(partial, "train_step_answer"), answer_cell(partial, "make_loader_answer")
+    step.source = step.source.replace("with autocast(device, amp_dtype):", "with contextlib.nullcontext():")
+    loader.source = loader.source.replace('pin_memory=device.type == "cuda"', "pin_memory=True")
+    write(partial, submitted / "partial" / GPU_CHAPTER / "training_step.ipynb")
+    shutil.copy(EXERCISES / GPU_CHAPTER / "resume_and_measure.ipynb", submitted / "partial" / GPU_CHAPTER)
+    return submitted

@@ -11,7 +11,14 @@ from nbgrader.api import Gradebook
 
 from autograder.batch import grade_class
 from autograder.course import ROOT, hidden_tests_dir
-from tests.conftest import CHAPTER, PARTIAL_POINTS, TESTING_CHAPTER, TESTING_PARTIAL_POINTS
+from tests.conftest import (
+    CHAPTER,
+    GPU_CHAPTER,
+    GPU_PARTIAL_POINTS,
+    PARTIAL_POINTS,
+    TESTING_CHAPTER,
+    TESTING_PARTIAL_POINTS,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -57,3 +64,11 @@ def test_autograde_and_grade_agree_on_mutation_points(testing_class, tmp_path):
     assert theirs == ours
     assert ours["partial"] == TESTING_PARTIAL_POINTS
     assert sum(ours["full"].values()) == 24 and sum(ours["zero"].values()) == 0
+
+
+def test_autograde_and_grade_agree_on_training_code(gpu_class, tmp_path):
+    "Do nbgrader and our grader agree on the GPU chapter, where tests run training steps and time them?"
+    theirs, ours = autograde(tmp_path, gpu_class, GPU_CHAPTER)
+    assert theirs == ours
+    assert ours["partial"] == GPU_PARTIAL_POINTS
+    assert sum(ours["full"].values()) == 22 and sum(ours["zero"].values()) == 0

@@ -265,7 +265,8 @@ def measured(learner, step, batch_size: int, device, warmup: int, iters: int) ->
 
 
 def assert_close(got: float, expected: float, why: str) -> None:
-    assert 0.75 * expected <= got <= 1.25 * expected, f"expected about {expected:,.0f} samples/s, got {got:,.0f}: {why}"
+    # Wide enough for a busy machine; each mistake is off by a factor of 3 or more.
+    assert 0.6 * expected <= got <= 1.6 * expected, f"expected about {expected:,.0f} samples/s, got {got:,.0f}: {why}"
 
 
 @pytest.mark.graded("throughput", points=1, visible=True)
@@ -302,8 +303,8 @@ def test_warm_up_work_is_not_timed(learner, monkeypatch):
 @pytest.mark.graded("throughput", points=1)
 def test_scales_with_the_batch(learner):
     "Twice the batch in the same time is twice the samples per second."
-    small = measured(learner, lambda: time.sleep(0.005), 10, torch.device("cpu"), warmup=1, iters=20)
-    large = measured(learner, lambda: time.sleep(0.005), 20, torch.device("cpu"), warmup=1, iters=20)
-    assert 1.6 < large / small < 2.4, (
+    small = measured(learner, lambda: time.sleep(0.005), 10, torch.device("cpu"), warmup=1, iters=30)
+    large = measured(learner, lambda: time.sleep(0.005), 20, torch.device("cpu"), warmup=1, iters=30)
+    assert 1.5 < large / small < 2.6, (
         f"throughput should be proportional to batch_size; 10 gave {small:,.0f}, 20 gave {large:,.0f}"
     )
