@@ -98,7 +98,10 @@ class ShardStream(IterableDataset):
     """Batches of ``(category, numeric, merchant, labels)`` streamed from Parquet shards.
 
     Each ``DataLoader`` worker reads its own share of the shards, in an order that
-    changes every epoch (call ``set_epoch``) but is fixed by ``seed``. Give the
+    changes every epoch (call ``set_epoch``) but is fixed by ``seed``. Workers hold a
+    copy of the stream made when they start, so ``set_epoch`` reaches only workers
+    started afterwards: with ``persistent_workers=True`` every epoch keeps the first
+    epoch's order (the GPU chapter shows it). Give the
     ``DataLoader`` ``batch_size=None``: the batches are made here, from Arrow record
     batches, with one copy per column instead of one Python call per row.
     """
