@@ -2,7 +2,8 @@
 
 Each submission below is the reference with one typical mistake. It still trains, so
 only tests that check where the work happens, in which precision, and when the clock
-is read, can tell it from a correct one. The whole class is graded in one batch.
+is read, can tell it from a correct one. A few are correct answers written another
+way, which must lose nothing. The whole class is graded in one batch.
 """
 
 from __future__ import annotations
@@ -19,7 +20,35 @@ from tests.conftest import answer_cell, solution, write
 CHAPTER = "gpu_training"
 
 # student: (exercise, part, (old, new) text edits, the tests that must fail, by description start)
-MISTAKES = {
+VARIANTS = {
+    "autocast_disabled_instead_of_skipped": (
+        "training_step",
+        "train_step",
+        [
+            (
+                "with autocast(device, amp_dtype):",
+                "with torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):",
+            )
+        ],
+        [],
+    ),
+    "pins_only_where_a_gpu_exists": (
+        "training_step",
+        "make_loader",
+        [('pin_memory=device.type == "cuda"', 'pin_memory=device.type == "cuda" and torch.cuda.is_available()')],
+        [],
+    ),
+    "numpy_state_as_a_list": (
+        "resume_and_measure",
+        "save_checkpoint",
+        [
+            (
+                '"numpy": np.random.get_state(),',
+                '"numpy": tuple(x.tolist() if hasattr(x, "tolist") else x for x in np.random.get_state()),',
+            )
+        ],
+        [],
+    ),
     "ignores_device": (
         "training_step",
         "train_step",
@@ -104,9 +133,9 @@ MISTAKES = {
 
 
 @pytest.fixture(scope="module")
-def graded_mistakes(tmp_path_factory):
+def graded_variants(tmp_path_factory):
     submitted = tmp_path_factory.mktemp("submitted")
-    for student, (exercise, part, edits, _) in MISTAKES.items():
+    for student, (exercise, part, edits, _) in VARIANTS.items():
         nb = solution(exercise, CHAPTER)
         cell = answer_cell(nb, f"{part}_answer")
         for old, new in edits:
@@ -116,11 +145,11 @@ def graded_mistakes(tmp_path_factory):
     return {result.student: result for result in grade_class(submitted, hidden_tests_dir(), workers=2)}
 
 
-@pytest.mark.parametrize("student", MISTAKES)
-def test_a_typical_mistake_loses_exactly_its_points(graded_mistakes, student):
-    exercise, _, _, must_fail = MISTAKES[student]
+@pytest.mark.parametrize("student", VARIANTS)
+def test_each_variant_loses_exactly_its_points(graded_variants, student):
+    exercise, _, _, must_fail = VARIANTS[student]
     # Each of these learners handed in one notebook: the other one's tests are not the point.
-    tests = [t for t in graded_mistakes[student].tests if t.notebook == exercise]
+    tests = [t for t in graded_variants[student].tests if t.notebook == exercise]
     assert tests, f"{student}: no test of {exercise} ran"
     failed = sorted(t.name for t in tests if t.score < t.max_score)
     assert len(failed) == len(must_fail) and all(any(f.startswith(m) for f in failed) for m in must_fail), (
