@@ -78,7 +78,7 @@ def main() -> None:
     print(f"training set: {len(examples[-1]):,} rows, {merchants:,} merchants, MLP width {args.hidden}")
 
     for batch_size in (int(b) for b in args.batch_sizes.split(",")):
-        print(f"\nbatch size {batch_size:,}, best of 3 runs of {args.iters} steps after warm-up")
+        print(f"\nbatch size {batch_size:,}, best of 5 runs of {args.iters} steps after warm-up")
         print(f"{'contestant':<28}{'samples/s':>14}{'vs CPU float32':>16}{'loss after 20 steps':>22}")
         baseline = expected = None
         for name, device, amp_dtype in contestants(cuda):
@@ -91,7 +91,7 @@ def main() -> None:
                 raise SystemExit(
                     f"{name} trains differently: loss {check:.4f} after 20 steps, CPU float32 reached {expected:.4f}"
                 )
-            best = max(checkpoints.throughput(step, batch_size, device, warmup=3, iters=args.iters) for _ in range(3))
+            best = max(checkpoints.throughput(step, batch_size, device, warmup=3, iters=args.iters) for _ in range(5))
             baseline = baseline or best
             print(f"{name:<28}{best:>14,.0f}{best / baseline:>15.2f}x{check:>22.4f}")
 
