@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from autograder import batch
+from autograder import batch, sandbox
 from autograder.__main__ import main
 from autograder.batch import grade_class, parse_shard
 from autograder.feedback import feedback_html
@@ -108,6 +108,13 @@ def test_shards_split_the_class_and_merge_without_regrading(course, tmp_path, gr
     )
     assert graded_calls == []
     assert len((tmp_path / "c.csv").read_text().splitlines()) == 5
+
+
+def test_workers_sharing_tmp_are_warned_about(tmp_path, monkeypatch, capsys):
+    "Where graded code cannot have a /tmp of its own, does grading several submissions at once warn, saying what to do?"
+    monkeypatch.setattr(sandbox, "private_tmp_available", lambda: False)
+    main(["grade", str(tmp_path), "--workers", "2"])  # no notebooks here: the warning comes first
+    assert "grade with --workers 1" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("text", ["0/3", "4/3", "two/3", "1"])
