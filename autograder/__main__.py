@@ -89,12 +89,20 @@ def _grade(args) -> int:
     from autograder.course import hidden_tests_dir
     from autograder.results import format_table, write_csv, write_json
     from autograder.runner import Limits
+    from autograder.sandbox import private_tmp_available
 
     if args.device == "cuda":
         import torch
 
         if not torch.cuda.is_available():
             raise ValueError("--device cuda: this machine has no CUDA device that PyTorch can use; grade on the CPU instead")
+    if args.workers > 1 and not private_tmp_available():
+        print(
+            "warning: this system gives graded code no /tmp of its own (it does not allow user namespaces), so a"
+            " submission could change the hidden tests of another graded at the same time. Such a run is reported,"
+            " but for a class you do not trust, grade with --workers 1.",
+            file=sys.stderr,
+        )
     limits = Limits(
         notebook_seconds=args.timeout,
         test_seconds=args.test_timeout,

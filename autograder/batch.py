@@ -58,9 +58,10 @@ def _grader_code() -> bytes:
 
 
 def fingerprint(submission: Submission, hidden_dir: Path, limits: Limits) -> str:
-    """What a result depends on: the notebooks, the assignment's hidden tests, the limits and the grader."""
-    # As floats, so that a limit of 60 from the command line equals the default 60.0.
-    digest = hashlib.sha256(json.dumps({k: float(v) for k, v in asdict(limits).items()}, sort_keys=True).encode())
+    """What a result depends on: the notebooks, the assignment's hidden tests, the limits, the device and the grader."""
+    # Numbers as floats, so that a limit of 60 from the command line equals the default 60.0.
+    settings = {k: v if isinstance(v, str) else float(v) for k, v in asdict(limits).items()}
+    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     digest.update(_grader_code())
     tests = sorted((Path(hidden_dir) / submission.assignment).rglob("*.py"))
     for path in [*tests, *(submission.notebooks[name] for name in sorted(submission.notebooks))]:

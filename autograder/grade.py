@@ -93,7 +93,7 @@ def grade_submission(
             )
         else:
             why = f"not graded: the submission used up its time limit ({limits.submission_seconds:g} s for all its notebooks)"
-            tests, problems = [replace(t, output=why, notebook=exercise) for t in planned_tests(test_file)], [why]
+            tests, problems = [replace(t, output=why, notebook=exercise) for t in planned_tests(test_file).values()], [why]
         result.messages += [f"{exercise}: {problem}" for problem in problems]
         result.tests.extend(tests)
     return result

@@ -9,9 +9,12 @@ Both use the same plugin and so give the same points.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import multiprocessing
+import multiprocessing.connection
+import multiprocessing.util
 import os
 import resource
 import shutil
@@ -29,7 +32,7 @@ from autograder import pytest_plugin
 from autograder.course import HIDDEN_TESTS_VARIABLE
 from autograder.pytest_plugin import DEFAULT_TEST_TIMEOUT, Grading, LearnerCode
 from autograder.results import FAILED, GradedTest
-from autograder.sandbox import enter_namespaces, kill_process_group, namespaces_available
+from autograder.sandbox import enter_namespaces, enter_private_tmp, kill_process_group, namespaces_available
 
 
 @dataclass(frozen=True)
@@ -40,13 +43,18 @@ class Limits:
     test_seconds: float = DEFAULT_TEST_TIMEOUT  # per test, raised inside the test as a timeout
     memory_mb: int = 4096  # address space on top of the preloaded libraries: room for DataLoader workers
     submission_seconds: float = 1200  # wall clock for all the notebooks of one learner's assignment
-    file_mb: int = 1024  # largest file the tests may write, captured output included: a print loop cannot fill the disk
+    file_mb: int = 1024  # largest file (output included), and all a private /tmp holds: a print loop fills no disk or memory
     device: str = "cpu"  # where tests of training code train: "cuda" grades the same tests on the GPU
 
 
 # One configuration for both ways of running: no cache, our own messages instead of
 # pytest's assertion rewriting, and no ini file picked up from wherever we happen to be.
 PYTEST_ARGS = ["-q", "-p", "no:cacheprovider", "--assert=plain", "--import-mode=importlib", "-c", os.devnull]
+
+TAMPERED = (
+    "the hidden tests were changed or removed before they could run, perhaps by a submission graded at the same time: "
+    "regrade this submission with --workers 1 --force"
+)
 
 
 def run_in_process(
@@ -74,27 +82,51 @@ def run_in_process(
     return verdicts
 
 
-_COLLECTING = threading.Lock()
+def planned_tests(test_file: Path) -> dict[str, GradedTest]:
+    """The graded tests that ``test_file`` holds (parametrized cases one by one) by test id, without running them.
+
+    Collected once per version of the hidden tests, in a process forked from the grading
+    server: it has the libraries the tests import loaded already, where importing them
+    here would cost seconds and memory, and pytest's modules from one collection do not
+    linger to be mistaken for another folder's file of the same name.
+    """
+    return dict(_planned(test_file, _digest(test_file.parent)))
 
 
-def planned_tests(test_file: Path) -> list[GradedTest]:
-    """The graded tests that ``test_file`` holds (parametrized cases one by one), without running them."""
-    planned: list[GradedTest] = []
+@cache
+def _planned(test_file: Path, digest: str) -> dict[str, GradedTest]:
+    """Keyed by ``digest`` too, so that hidden tests edited since are collected again."""
+    receive, send = multiprocessing.Pipe(duplex=False)
+    process = _fork_server().Process(target=_collect, args=(test_file, send), name="autograder-collect")
+    _start_without_main(process)
+    send.close()
+    planned = receive.recv()
+    process.join()
+    if isinstance(planned, RuntimeError):
+        raise planned
+    return planned
+
+
+def _collect(test_file: Path, send: multiprocessing.connection.Connection) -> None:
+    planned: dict[str, GradedTest] = {}
 
     def keep_collected(event: str, test_id: str, result: GradedTest) -> None:
-        planned.append(result)
+        planned[test_id] = result
 
     def no_learner() -> LearnerCode:
         raise RuntimeError("tests are only collected here, never run")
 
     plugin = Grading(no_learner, keep_collected)
-    args = [str(test_file), "--rootdir", str(test_file.parent), "--collect-only", *PYTEST_ARGS]
-    # Redirecting output is process-wide: one collection at a time when grading threads call this.
-    with _COLLECTING, contextlib.redirect_stdout(io.StringIO()) as out, contextlib.redirect_stderr(io.StringIO()):
+    # Without other plugins, as in the graded process.
+    args = [str(test_file), "--rootdir", str(test_file.parent), "--collect-only", "--disable-plugin-autoload", *PYTEST_ARGS]
+    with contextlib.redirect_stdout(io.StringIO()) as out, contextlib.redirect_stderr(io.StringIO()):
         code = pytest.main(args, plugins=[pytest_plugin, plugin])
-    if code != pytest.ExitCode.OK:
-        raise RuntimeError(f"the hidden tests in {test_file} could not be collected (pytest exit code {code}):\n{out.getvalue()}")
-    return planned
+    if code in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+        send.send(planned)
+    else:
+        send.send(
+            RuntimeError(f"the hidden tests in {test_file} could not be collected (pytest exit code {code}):\n{out.getvalue()}")
+        )
 
 
 def run_in_subprocess(
@@ -111,39 +143,68 @@ def run_in_subprocess(
     a submission that allocates more gets a MemoryError in its own test instead of
     taking the machine down.
 
-    Returns the verdicts and, if the run did not finish normally, a message saying why;
-    tests that never ran then count as failed with that message.
+    Returns a verdict for every test the hidden tests plan and, if the run did not finish
+    normally, a message saying why; tests that never ran then count as failed with that
+    message, and so does every test of a run whose hidden tests were changed.
     """
+    planned = planned_tests(test_file)
+    collected, finished, problem, timed_out = {}, {}, None, False
     # The submission works in a folder of its own; the grader's files (a copy of the
     # hidden tests, the results) sit in another, so that writing to its working
     # directory, or overwriting the tests it was given, changes nothing for the next run.
-    with (
-        tempfile.TemporaryDirectory(prefix="autograder-run-") as work,
-        tempfile.TemporaryDirectory(prefix="autograder-grader-") as grader,
-    ):
-        tests = Path(grader) / "hidden" / test_file.parent.name
-        shutil.copytree(test_file.parent, tests, ignore=shutil.ignore_patterns("__pycache__"))
-        for path in tests.rglob("*.py"):
-            path.chmod(0o444)
-        results = Path(grader) / "results.jsonl"
-        args = [str(tests / test_file.name), "-p", "autograder.pytest_plugin", *PYTEST_ARGS]
-        args += ["--rootdir", str(tests), "--results", str(results), "--test-timeout", str(limits.test_seconds)]
-        args += ["--delete-tests-once-collected", "--device", limits.device]
-        if load_error is None:
-            args += [arg for module in modules for arg in ("--learner-module", module)]
-        else:
-            args += ["--learner-error", load_error]
-        log = str(Path(grader) / "output.log")
-        # CUDA reserves tens of GiB of address space at start-up, so on the GPU the cap
-        # on address space would stop every test: it is left off (see the guide).
-        memory_mb = limits.memory_mb if limits.device == "cpu" else None
-        sandbox = Sandbox(work, str(package_root), log, memory_mb, limits.file_mb, namespaces_available())
-        problem = _run_killable(args, sandbox, timeout=limits.notebook_seconds)
-        collected, finished = _read_results(results)
-    verdicts = [finished.get(key, _did_not_run(planned, problem)) for key, planned in collected.items()]
-    if problem is None and len(finished) < len(collected):
+    try:
+        with (
+            tempfile.TemporaryDirectory(prefix="autograder-run-") as work,
+            tempfile.TemporaryDirectory(prefix="autograder-grader-") as grader,
+        ):
+            tests = Path(grader) / "hidden" / test_file.parent.name
+            shutil.copytree(test_file.parent, tests, ignore=shutil.ignore_patterns("__pycache__"))
+            for path in tests.rglob("*.py"):
+                path.chmod(0o444)
+            digest = _digest(tests)
+            results = Path(grader) / "results.jsonl"
+            args = [str(tests / test_file.name), "-p", "autograder.pytest_plugin", *PYTEST_ARGS]
+            args += ["--rootdir", str(tests), "--results", str(results), "--test-timeout", str(limits.test_seconds)]
+            args += ["--delete-tests-once-collected", "--device", limits.device]
+            if load_error is None:
+                args += [arg for module in modules for arg in ("--learner-module", module)]
+            else:
+                args += ["--learner-error", load_error]
+            # CUDA reserves tens of GiB of address space at start-up, so on the GPU the cap
+            # on address space would stop every test: it is left off (see the guide).
+            memory_mb = limits.memory_mb if limits.device == "cpu" else None
+            sandbox = Sandbox(
+                work, str(package_root), grader, str(tests), digest, memory_mb, limits.file_mb, namespaces_available()
+            )
+            problem, timed_out = _run_killable(args, sandbox, timeout=limits.notebook_seconds)
+            collected, finished = _read_results(results)
+    except (FileNotFoundError, shutil.Error):
+        pass  # Without a private /tmp, another grading may remove this one's files: reported below.
+    if _by_points(collected) != _by_points(planned):
+        # A run collects exactly the planned tests before it loads the submission. One that
+        # did not, unless it ran out of time first, had its tests or its results changed
+        # from outside (or, far less likely, crashed while collecting: that problem is kept
+        # too). Nothing it reported counts.
+        finished = {}
+        if not timed_out:
+            problem = TAMPERED if problem is None else f"{TAMPERED} ({problem})"
+    verdicts = [finished.get(key, _did_not_run(test, problem)) for key, test in planned.items()]
+    if problem is None and len(finished) < len(planned):
         problem = "the test run stopped before every test had finished"
     return verdicts, problem
+
+
+def _digest(folder: Path) -> str:
+    """Of every file under ``folder``, with its path (a ``__pycache__`` planted in a copy included)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _by_points(tests: dict[str, GradedTest]) -> dict[str, tuple[str, float]]:
+    # Not by description: one formatted from a parameter may differ between processes.
+    return {key: (test.part, test.max_score) for key, test in tests.items()}
 
 
 @dataclass(frozen=True)
@@ -152,10 +213,17 @@ class Sandbox:
 
     work: str  # the submission's working directory and HOME
     package_root: str  # where its exported package can be imported from
-    log: str  # pytest's output, and anything the submission prints
+    grader: str  # the grader's files: the copy of the hidden tests, the results, the log
+    tests: str  # the copy of the hidden tests
+    tests_digest: str  # of that copy, as the grader made it
     memory_mb: int | None  # None: no cap on address space
     file_mb: int
-    namespaces: bool  # user, network and PID namespaces, where the system allows them
+    namespaces: bool  # user, network, PID and mount namespaces, where the system allows them
+
+    @property
+    def log(self) -> str:
+        """pytest's output, and anything the submission prints."""
+        return str(Path(self.grader) / "output.log")
 
 
 @cache
@@ -171,19 +239,19 @@ def _fork_server() -> multiprocessing.context.BaseContext:
     return context
 
 
-def _run_killable(args: list[str], sandbox: Sandbox, timeout: float) -> str | None:
+def _run_killable(args: list[str], sandbox: Sandbox, timeout: float) -> tuple[str | None, bool]:
+    """Why the run did not end normally, if it did not, and whether it ran out of time."""
     process = _fork_server().Process(target=_run_sandboxed, args=(args, sandbox), name="autograder-notebook")
     _start_without_main(process)
     process.join(timeout)
-    problem = None
-    if process.is_alive():
-        problem = f"grading stopped after {timeout:g} s (the time limit per notebook)"
+    timed_out = process.is_alive()
+    problem = f"grading stopped after {timeout:g} s (the time limit per notebook)" if timed_out else None
     kill_process_group(process.pid)  # on time or not: whatever the submission left running
     process.join()
     if problem is None and process.exitcode not in (0, 1, 5):
         tail = _tail(Path(sandbox.log)).splitlines()[-5:]
         problem = f"the test process ended abnormally (exit code {process.exitcode}): " + " / ".join(tail)
-    return problem
+    return problem, timed_out
 
 
 _STARTING = threading.Lock()
@@ -233,6 +301,15 @@ def _run_sandboxed(args: list[str], sandbox: Sandbox) -> None:
 
 
 def _run_tests(args: list[str], sandbox: Sandbox) -> None:
+    # The grader's files stay where they are, on disk, and are mounted back into the
+    # private /tmp: the results outlive this process and its mounts, and no path changes.
+    # Made anew inside it instead: the working directory, which the grader never reads
+    # (so the submission may delete it, as it could before), and multiprocessing's folder
+    # for sockets, which the fork server may have named already (DataLoader workers hand
+    # tensors over through it).
+    if sandbox.namespaces and enter_private_tmp([sandbox.package_root, sandbox.grader], sandbox.file_mb):
+        for folder in (sandbox.work, multiprocessing.util.get_temp_dir()):
+            os.makedirs(folder, exist_ok=True)
     # The limit counts on top of the libraries this process was forked with.
     if sandbox.memory_mb is not None:
         in_use = int(Path("/proc/self/statm").read_text().split()[0]) * os.sysconf("SC_PAGE_SIZE")
@@ -249,7 +326,14 @@ def _run_tests(args: list[str], sandbox: Sandbox) -> None:
     sys.argv = ["autograder-grading"]
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # only our plugin: the rest cost seconds to load
     sys.path.insert(0, sandbox.package_root)
-    code = pytest.main(args)
+    # Without a private /tmp, another grading may have changed the copy: checked at the
+    # last moment before pytest loads it (and so runs its code). The grader, missing every
+    # planned test, then says what happened.
+    try:
+        intact = _digest(Path(sandbox.tests)) == sandbox.tests_digest
+    except OSError:
+        intact = False
+    code = pytest.main(args) if intact else pytest.ExitCode.NO_TESTS_COLLECTED
     sys.stdout.flush()
     os._exit(int(code))
 

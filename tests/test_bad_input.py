@@ -6,12 +6,15 @@ two tests, `halve` 1), so every expected score can be checked by hand.
 """
 
 import json
+import tempfile
 
 import nbformat
 import pytest
 
+from autograder import runner
 from autograder.batch import grade_class
-from autograder.runner import Limits
+from autograder.runner import TAMPERED, Limits
+from autograder.sandbox import private_tmp_available
 from tests.conftest import code_cell, notebook
 from tests.test_runner import HIDDEN
 
@@ -215,3 +218,59 @@ def test_hidden_tests_survive_the_class(graded):
     "Are the hidden tests unchanged after a class that tried to overwrite them?"
     _, hidden = graded
     assert (hidden / "numbers" / "test_numbers.py").read_text() == HIDDEN
+
+
+def raider(folder: str) -> bytes:
+    """A submission that, for two seconds once loaded, deletes every grader folder it finds in ``folder``.
+
+    Those folders hold each grading's copy of the hidden tests and its results.
+    """
+    raid = (
+        "import glob, shutil, time\n"
+        "end = time.monotonic() + 2\n"
+        "while time.monotonic() < end:\n"
+        f"    for path in glob.glob({folder + '/autograder-grader-*'!r}):\n"
+        "        shutil.rmtree(path, ignore_errors=True)\n"
+        "    time.sleep(0.005)\n"
+    )
+    return exported(raid + GOOD)
+
+
+@pytest.mark.parametrize("private_tmp", [True, False], ids=["private /tmp", "shared /tmp"])
+def test_a_submission_cannot_change_its_neighbours_tests(tmp_path, monkeypatch, private_tmp):
+    """Graded two at a time beside a submission that deletes every grader folder it finds, do the others keep their points?
+
+    They do with a private /tmp. Without one (no namespaces), those it reached fail every
+    test with a message saying so: never silently, never with points. The raider sorts
+    first, so the other worker grades its neighbours one after another while it searches.
+    """
+    if not private_tmp:
+        monkeypatch.setattr(runner, "namespaces_available", lambda: False)
+    elif not private_tmp_available():
+        pytest.skip("this system allows no mount namespace inside a user namespace: graded code shares /tmp")
+    # The grader's temporary folder, here rather than /tmp, so that without a private
+    # /tmp the raider can harm only this test's gradings.
+    shared = tmp_path / "tmp"
+    shared.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(shared))
+    (tmp_path / "hidden" / "numbers").mkdir(parents=True)
+    (tmp_path / "hidden" / "numbers" / "test_numbers.py").write_text(HIDDEN)
+    for student, content in {
+        "a raider": raider(str(shared)),
+        "b": exported(GOOD),
+        "c": exported(GOOD),
+        "d": exported(GOOD),
+    }.items():
+        path = tmp_path / "submitted" / student / "numbers" / "numbers.ipynb"
+        path.parent.mkdir(parents=True)
+        path.write_bytes(content)
+    results = grade_class(tmp_path / "submitted", tmp_path / "hidden", Limits(test_seconds=10), workers=2)
+    neighbours = {r.student: r for r in results if r.student != "a raider"}
+    assert all(r.max_score == 4 for r in neighbours.values())
+    if private_tmp:
+        assert {name: r.score for name, r in neighbours.items()} == {"b": 4, "c": 4, "d": 4}, [feedback(r) for r in results]
+        return
+    reached = [r for r in neighbours.values() if r.score < 4]
+    assert reached, "the raider reached no neighbour, so the private /tmp above proves nothing"
+    for result in reached:
+        assert result.score == 0 and all(t.output.startswith(TAMPERED) for t in result.tests), feedback(result)

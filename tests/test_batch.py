@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from autograder import batch
+from autograder import batch, sandbox
 from autograder.__main__ import main
 from autograder.batch import grade_class, parse_shard
 from autograder.feedback import feedback_html
@@ -110,6 +110,13 @@ def test_shards_split_the_class_and_merge_without_regrading(course, tmp_path, gr
     assert len((tmp_path / "c.csv").read_text().splitlines()) == 5
 
 
+def test_workers_sharing_tmp_are_warned_about(tmp_path, monkeypatch, capsys):
+    "Where graded code cannot have a /tmp of its own, does grading several submissions at once warn, saying what to do?"
+    monkeypatch.setattr(sandbox, "private_tmp_available", lambda: False)
+    main(["grade", str(tmp_path), "--workers", "2"])  # no notebooks here: the warning comes first
+    assert "grade with --workers 1" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("text", ["0/3", "4/3", "two/3", "1"])
 def test_bad_shard_is_refused(text):
     "Is a shard that does not exist refused with a message saying how to write one?"
@@ -158,3 +165,14 @@ def test_a_submission_has_one_time_budget_for_all_its_notebooks(tmp_path):
     second = [t for t in result.tests if t.notebook == "second"]
     assert len(second) == 3 and all(t.score == 0 and "used up its time limit (3 s" in t.output for t in second)
     assert any("grading stopped after" in m for m in result.messages if m.startswith("first"))
+
+
+def test_results_depend_on_the_device(class_of_three):
+    "A class graded on the CPU is graded again on the GPU: the device is part of what a result depends on."
+    from autograder.course import hidden_tests_dir
+    from autograder.grade import discover
+
+    submission = next(iter(discover(class_of_three)))
+    on_cpu = batch.fingerprint(submission, hidden_tests_dir(), Limits())
+    assert on_cpu == batch.fingerprint(submission, hidden_tests_dir(), Limits(test_seconds=60))
+    assert on_cpu != batch.fingerprint(submission, hidden_tests_dir(), Limits(device="cuda"))

@@ -27,7 +27,7 @@ def graded_cells(path):
 def hidden_test_points(path):
     """(part -> points, part -> has a visible test), from the tests pytest collects in the file."""
     points, visible = defaultdict(float), defaultdict(bool)
-    for test in planned_tests(path):
+    for test in planned_tests(path).values():
         points[test.part] = round(points[test.part] + test.max_score, 6)
         visible[test.part] |= test.visible
     return dict(points), dict(visible)

@@ -1,5 +1,7 @@
-"""The sandbox around a graded submission: no network beyond this machine, nothing left running."""
+"""The sandbox around a graded submission: no network beyond this machine, no other grading's files, nothing left running."""
 
+import importlib.util
+import os
 import socket
 import textwrap
 import time
@@ -8,9 +10,11 @@ from pathlib import Path
 import pytest
 
 from autograder import runner
-from autograder.runner import Limits, run_in_subprocess
-from autograder.sandbox import BLOCKED, install_network_guard, kill_process_group, namespaces_available
+from autograder.results import FAILED
+from autograder.runner import TAMPERED, Limits, run_in_subprocess
+from autograder.sandbox import BLOCKED, install_network_guard, kill_process_group, namespaces_available, private_tmp_available
 from tests.test_runner import HIDDEN as HIDDEN_NUMBERS
+from tests.test_runner import write_module
 
 HIDDEN = """
 import pytest
@@ -28,8 +32,7 @@ def test_talks_to_itself(learner):
 @pytest.mark.graded("spawn", points=1, visible=True)
 def test_spawns(learner):
     "Leaves a process behind."
-    with open(PID_FILE, "w") as f:
-        f.write(str(learner.spawn()))
+    assert learner.spawn() > 0
 """
 
 LEARNER = """
@@ -63,21 +66,20 @@ def graded(request, tmp_path, monkeypatch):
         monkeypatch.setattr(runner, "namespaces_available", lambda: False)
     elif not namespaces_available():
         pytest.skip("this machine does not allow network namespaces")
-    pid_file = tmp_path / "pid"
     hidden = tmp_path / "hidden" / "test_sandbox.py"
     hidden.parent.mkdir()
-    hidden.write_text(f"PID_FILE = {str(pid_file)!r}\n" + HIDDEN)
+    hidden.write_text(HIDDEN)
     package = tmp_path / "pkg" / "cardfraud"
     package.mkdir(parents=True)
     (package / "__init__.py").touch()
     (package / "calls.py").write_text(textwrap.dedent(LEARNER))
     verdicts, problem = run_in_subprocess(hidden, tmp_path / "pkg", ["cardfraud.calls"])
-    return {v.part: v for v in verdicts}, problem, pid_file
+    return {v.part: v for v in verdicts}, problem
 
 
 def test_network_is_refused_with_a_message(graded):
     "Does a submission that calls another host fail that test with a message saying the network is off?"
-    verdicts, problem, _ = graded
+    verdicts, problem = graded
     assert problem is None
     assert verdicts["net"].score == 0
     assert BLOCKED in verdicts["net"].output
@@ -85,13 +87,13 @@ def test_network_is_refused_with_a_message(graded):
 
 def test_loopback_stays_open(graded):
     "Can graded code still start a server on localhost and talk to it?"
-    verdicts, _, _ = graded
+    verdicts, _ = graded
     assert verdicts["loop"].score == 1, verdicts["loop"].output
 
 
 def test_leftover_processes_are_killed(graded):
     "Is a process that the submission started and left running killed when its grading ends?"
-    verdicts, _, pid_file = graded
+    verdicts, _ = graded
     assert verdicts["spawn"].score == 1, verdicts["spawn"].output
     # Found by its command line: inside a PID namespace its process number means nothing here.
     for _ in range(50):
@@ -171,3 +173,113 @@ def test_a_file_past_the_size_limit_fails_only_its_own_test(tmp_path):
     scores = {v.name: (v.score, v.output) for v in verdicts}
     assert scores["Halves a number."][0] == 1
     assert "File too large" in scores["Doubles a positive number."][1]
+
+
+PRIVATE_TMP = """
+import errno
+import multiprocessing
+import os
+
+import pytest
+import torch
+
+@pytest.mark.graded("tmp", points=1, visible=True)
+def test_other_gradings_are_out_of_sight(learner):
+    "Sees no other grading's folder."
+    assert not os.path.exists(NEIGHBOUR), "another grading's folder is visible"
+
+@pytest.mark.graded("proc", points=1, visible=True)
+def test_outside_processes_are_out_of_sight(learner):
+    "Sees no process outside, nor the grader's command line."
+    assert not os.path.exists(f"/proc/{GRADER}/cmdline"), "the grader's process is visible"
+
+def hand_over(queue, received):
+    queue.put(torch.ones(3))
+    received.wait(10)  # the tensor's memory is handed over by this process, which must still be there
+
+@pytest.mark.graded("workers", points=1, visible=True)
+def test_worker_processes_hand_over_tensors(learner):
+    "Hands a tensor over from a worker process, as DataLoader workers do."
+    context = multiprocessing.get_context("fork")
+    queue, received = context.Queue(), context.Event()
+    worker = context.Process(target=hand_over, args=(queue, received))
+    worker.start()
+    tensor = queue.get(timeout=10)
+    received.set()
+    worker.join()
+    assert tensor.sum() == 3
+
+@pytest.mark.graded("size", points=1, visible=True)
+def test_temporary_folders_share_one_limit(learner):
+    "Fills /tmp, /var/tmp and /dev/shm together up to the file limit (2 MiB), no further."
+    for path in ("/tmp/a", "/var/tmp/b"):
+        with open(path, "wb") as f:
+            f.write(bytes(3 * 2**18))
+    with pytest.raises(OSError) as full, open("/dev/shm/c", "wb") as f:
+        f.write(bytes(3 * 2**18))
+    assert full.value.errno == errno.ENOSPC
+"""
+
+
+def test_graded_code_has_a_tmp_of_its_own(tmp_path):
+    "Does graded code see a /tmp, /var/tmp and /dev/shm of its own, with a size limit, and none of the processes outside?"
+    if not private_tmp_available():
+        pytest.skip("this system allows no mount namespace inside a user namespace: graded code shares /tmp (the fallback)")
+    neighbour = tmp_path / "autograder-grader-neighbour"
+    neighbour.mkdir()
+    hidden = tmp_path / "hidden" / "test_private.py"
+    hidden.parent.mkdir()
+    hidden.write_text(f"NEIGHBOUR, GRADER = {str(neighbour)!r}, {os.getpid()}\n{PRIVATE_TMP}")
+    write_module(tmp_path / "pkg", "")
+    verdicts, problem = run_in_subprocess(hidden, tmp_path / "pkg", ["cardfraud.numbers"], limits=Limits(file_mb=2))
+    assert problem is None
+    assert {v.part: (v.score, v.output) for v in verdicts} == {p: (1, "") for p in ("tmp", "proc", "workers", "size")}
+
+
+def _chmod_and(change):
+    def tamper(path: Path) -> None:
+        path.chmod(0o644)  # the copy is read-only, which stops no process of the same user
+        change(path)
+
+    return tamper
+
+
+def _plant_bytecode(path: Path) -> None:
+    """A .pyc, which Python runs instead of the test file if the source's size and time recorded in it match."""
+    pyc = Path(importlib.util.cache_from_source(str(path)))
+    pyc.parent.mkdir()
+    pyc.write_bytes(b"")
+
+
+# How another process, graded at the same time without a private /tmp, could change a grading's files.
+TAMPERING = {
+    "tests deleted": Path.unlink,
+    "tests emptied": _chmod_and(lambda path: path.write_text("")),
+    "tests rewritten to pass": _chmod_and(lambda path: path.write_text(HIDDEN_NUMBERS.replace("assert ", "pass  # "))),
+    "bytecode planted": _plant_bytecode,
+}
+
+
+@pytest.mark.parametrize("tampering", [*TAMPERING, "results deleted"])
+def test_changed_tests_fail_every_test_and_say_so(tmp_path, monkeypatch, tampering):
+    "When the copy of the hidden tests, or the results, change behind the grader's back, does every test fail, saying so?"
+    hidden = tmp_path / "hidden" / "test_numbers.py"
+    hidden.parent.mkdir()
+    hidden.write_text(HIDDEN_NUMBERS)
+    write_module(tmp_path / "pkg", "def double(x):\n    return x\n\ndef halve(x):\n    return x\n")
+    run = runner._run_killable
+
+    def run_tampered(args, sandbox, timeout):
+        if tampering == "results deleted":
+            outcome = run(args, sandbox, timeout)
+            Path(args[args.index("--results") + 1]).unlink()
+            return outcome
+        TAMPERING[tampering](Path(sandbox.tests) / hidden.name)
+        return run(args, sandbox, timeout)
+
+    monkeypatch.setattr(runner, "_run_killable", run_tampered)
+    verdicts, problem = run_in_subprocess(hidden, tmp_path / "pkg", ["cardfraud.numbers"])
+    assert problem == TAMPERED
+    assert [(v.name, v.score, v.status, v.output) for v in verdicts] == [
+        (name, 0, FAILED, TAMPERED) for name in ("Doubles a positive number.", "Doubles a negative number.", "Halves a number.")
+    ]
