@@ -19,7 +19,9 @@ from autograder.course import PACKAGE
 
 DEFAULT_EXP = re.compile(r"^#\|\s*default_exp\s+(\S+)", re.MULTILINE)
 # `#| export` writes to the default module; `#| export tests.test_x` to another one.
-EXPORT = re.compile(r"^#\|\s*export(?:\s+(\S+))?\s*$", re.MULTILINE)
+# Blanks, not \s: a module name on the directive's own line, never the code on the next
+# (`#| export` then `@dataclass` is not an export to a module named "@dataclass").
+EXPORT = re.compile(r"^#\|[ \t]*export(?:[ \t]+(\S+))?[ \t]*$", re.MULTILINE)
 
 
 class ExportError(Exception):

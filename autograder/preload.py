@@ -6,6 +6,8 @@ once per notebook: most of the grader's speed over a kernel per notebook comes f
 """
 
 import duckdb  # noqa: F401
+import fastapi  # noqa: F401
+import httpx  # noqa: F401
 import hypothesis  # noqa: F401
 import numpy  # noqa: F401
 import pandas  # noqa: F401
@@ -16,6 +18,8 @@ import torch  # noqa: F401
 import autograder.casestudy.features  # noqa: F401
 import autograder.casestudy.images  # noqa: F401
 import autograder.casestudy.model  # noqa: F401
+import autograder.casestudy.serving  # noqa: F401
+import autograder.loopback  # noqa: F401
 import autograder.mutation  # noqa: F401
 import autograder.pytest_plugin  # noqa: F401
 import autograder.testing  # noqa: F401

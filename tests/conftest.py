@@ -171,3 +171,32 @@ def gpu_class(tmp_path) -> Path:
     write(partial, submitted / "partial" / GPU_CHAPTER / "training_step.ipynb")
     shutil.copy(EXERCISES / GPU_CHAPTER / "resume_and_measure.ipynb", submitted / "partial" / GPU_CHAPTER)
     return submitted
+
+
+SERVING_CHAPTER = "serving"
+# The partial learner's scoring_service: FastAPI's own 422 handler (a NaN in a request
+# turns it into a 500) and histogram buckets that are not cumulative.
+SERVING_PARTIAL_POINTS = {
+    ("scoring_service", "schemas"): 4.0,
+    ("scoring_service", "create_app"): 8.0,
+    ("scoring_service", "instrument"): 3.0,
+    ("latency_and_batching", "latency_report"): 0.0,
+    ("latency_and_batching", "micro_batcher"): 0.0,
+    ("latency_and_batching", "load_test"): 0.0,
+}
+
+
+@pytest.fixture
+def serving_class(tmp_path) -> Path:
+    """A submitted/ tree for the serving chapter: full, untouched, and partial (two mistakes in the service)."""
+    submitted = tmp_path / "submitted"
+    for exercise in ("scoring_service", "latency_and_batching"):
+        shutil.copy(SOLUTIONS / SERVING_CHAPTER / f"{exercise}.ipynb", _mkdir(submitted / "full" / SERVING_CHAPTER))
+        shutil.copy(EXERCISES / SERVING_CHAPTER / f"{exercise}.ipynb", _mkdir(submitted / "zero" / SERVING_CHAPTER))
+    partial = with_reference_answers("scoring_service", ("schemas", "create_app", "instrument"), SERVING_CHAPTER)
+    app, metrics = answer_cell(partial, "create_app_answer"), answer_cell(partial, "instrument_answer")
+    app.source = app.source.replace("    @app.exception_handler(RequestValidationError)\n", "")
+    metrics.source = metrics.source.replace('le="{bound}"}} {cumulative}\')', 'le="{bound}"}} {n}\')')
+    write(partial, submitted / "partial" / SERVING_CHAPTER / "scoring_service.ipynb")
+    shutil.copy(EXERCISES / SERVING_CHAPTER / "latency_and_batching.ipynb", submitted / "partial" / SERVING_CHAPTER)
+    return submitted

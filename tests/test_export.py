@@ -32,6 +32,17 @@ def test_export_replaces_a_stale_module(tmp_path):
     assert "x = 2" in text and "x = 1" not in text
 
 
+def test_code_after_the_directive_is_not_a_module_name(tmp_path):
+    "Is a one-word line of code after `#| export` (a decorator) exported as code, not read as a module name?"
+    nb = notebook(
+        code_cell("#| default_exp samples"),
+        code_cell("#| export\nfrom dataclasses import dataclass"),
+        code_cell("#| export\n@dataclass\nclass Sample:\n    start_s: float"),
+    )
+    [module] = export_notebook(write(nb, tmp_path / "nb.ipynb"), tmp_path)
+    assert module.name == "samples.py" and "@dataclass\nclass Sample" in module.read_text()
+
+
 def test_tests_export_to_their_own_module(tmp_path):
     "Do `#| export tests.test_x` cells go to cardfraud/tests/test_x.py, apart from the default module?"
     nb = notebook(

@@ -16,6 +16,8 @@ from tests.conftest import (
     GPU_CHAPTER,
     GPU_PARTIAL_POINTS,
     PARTIAL_POINTS,
+    SERVING_CHAPTER,
+    SERVING_PARTIAL_POINTS,
     TESTING_CHAPTER,
     TESTING_PARTIAL_POINTS,
 )
@@ -72,3 +74,11 @@ def test_autograde_and_grade_agree_on_training_code(gpu_class, tmp_path):
     assert theirs == ours
     assert ours["partial"] == GPU_PARTIAL_POINTS
     assert sum(ours["full"].values()) == 22 and sum(ours["zero"].values()) == 0
+
+
+def test_autograde_and_grade_agree_on_services(serving_class, tmp_path):
+    "Do nbgrader and our grader agree on the serving chapter, where tests start servers and time requests?"
+    theirs, ours = autograde(tmp_path, serving_class, SERVING_CHAPTER)
+    assert theirs == ours
+    assert ours["partial"] == SERVING_PARTIAL_POINTS
+    assert sum(ours["full"].values()) == 30 and sum(ours["zero"].values()) == 0
