@@ -307,7 +307,7 @@ def _run_tests(args: list[str], sandbox: Sandbox) -> None:
     # (so the submission may delete it, as it could before), and multiprocessing's folder
     # for sockets, which the fork server may have named already (DataLoader workers hand
     # tensors over through it).
-    if sandbox.namespaces and enter_private_tmp([sandbox.package_root, sandbox.grader], sandbox.file_mb):
+    if sandbox.namespaces and enter_private_tmp([sandbox.package_root, sandbox.grader, *_code_folders()], sandbox.file_mb):
         for folder in (sandbox.work, multiprocessing.util.get_temp_dir()):
             os.makedirs(folder, exist_ok=True)
     # The limit counts on top of the libraries this process was forked with.
@@ -336,6 +336,17 @@ def _run_tests(args: list[str], sandbox: Sandbox) -> None:
     code = pytest.main(args) if intact else pytest.ExitCode.NO_TESTS_COLLECTED
     sys.stdout.flush()
     os._exit(int(code))
+
+
+def _code_folders() -> list[str]:
+    """Where the code that grading imports lives: Python, its libraries, the course.
+
+    A clone under /tmp (as in the README's check from a fresh clone) keeps its virtual
+    environment and the course there; a private /tmp must not hide them, or the first
+    import after it fails.
+    """
+    course = Path(__file__).resolve().parent.parent
+    return [sys.prefix, sys.exec_prefix, str(course), *(p for p in sys.path if os.path.isabs(p) and os.path.isdir(p))]
 
 
 def _tail(path: Path, size: int = 16_384) -> str:

@@ -105,13 +105,17 @@ def enter_private_tmp(keep: list[str], size_mb: int) -> bool:
     mount namespace, one tmpfs of at most ``size_mb`` covers the temporary folder, /tmp,
     /var/tmp and /dev/shm, so all that the others keep there is out of sight, and what
     this one writes there cannot fill the machine's memory. The folders in ``keep``
-    (this grading's own, which may lie there) are mounted back where they were, so their
-    paths still work, and files written in them reach the grader. /proc is mounted
+    that lie there (this grading's own, and the code it runs) are mounted back where
+    they were, so their paths still work, and files written in them reach the grader. /proc is mounted
     afresh, listing only this namespace's processes: the old one listed every process
     on the machine with its command line, and the grader's may name the hidden tests.
     Returns False, hiding nothing, where the system forbids it.
     """
     shared = list(dict.fromkeys([tempfile.gettempdir(), "/tmp", "/var/tmp", "/dev/shm"]))
+    # Only what lies inside a shared folder needs mounting back, and never a whole shared
+    # folder (a script run from /tmp puts /tmp itself on sys.path).
+    inside = [p for p in keep if any(Path(p).is_relative_to(f) and Path(p) != Path(f) for f in shared)]
+    keep = _outermost(inside)
     try:
         _call("unshare", CLONE_NEWNS)
         _mount("none", "/", flags=MS_REC | MS_PRIVATE)  # nothing mounted here shows outside
@@ -129,6 +133,12 @@ def enter_private_tmp(keep: list[str], size_mb: int) -> bool:
         _mount(f"/proc/self/fd/{folder}", path, flags=MS_BIND)
         os.close(folder)
     return True
+
+
+def _outermost(paths: list[str]) -> list[str]:
+    """The paths that lie in none of the others: mounting a folder back brings what is inside it."""
+    unique = sorted({os.path.realpath(path) for path in paths}, key=len)
+    return [path for i, path in enumerate(unique) if not any(Path(path).is_relative_to(other) for other in unique[:i])]
 
 
 def _mount(source: str, target: str, fstype: str | None = None, flags: int = 0, options: str | None = None) -> None:

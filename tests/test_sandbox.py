@@ -283,3 +283,15 @@ def test_changed_tests_fail_every_test_and_say_so(tmp_path, monkeypatch, tamperi
     assert [(v.name, v.score, v.status, v.output) for v in verdicts] == [
         (name, 0, FAILED, TAMPERED) for name in ("Doubles a positive number.", "Doubles a negative number.", "Halves a number.")
     ]
+
+
+def test_a_private_tmp_keeps_the_code_that_grading_imports():
+    "A course cloned under /tmp, with its virtual environment, is mounted back behind a private /tmp, once, as its outermost folder."
+    from autograder.sandbox import _outermost
+
+    course = str(Path(runner.__file__).resolve().parent.parent)
+    assert course in runner._code_folders()
+    assert _outermost(["/tmp/clone/.venv", "/tmp/clone", "/tmp/autograder-grader-x", "/tmp/clone/autograder"]) == [
+        "/tmp/clone",
+        "/tmp/autograder-grader-x",
+    ]
