@@ -32,6 +32,8 @@ NOTEBOOKS = {
     "training_data": SOLUTIONS / "data_infrastructure" / "training_data.ipynb",
     "training_step": SOLUTIONS / "gpu_training" / "training_step.ipynb",
     "resume_and_measure": SOLUTIONS / "gpu_training" / "resume_and_measure.ipynb",
+    "scoring_service": SOLUTIONS / "serving" / "scoring_service.ipynb",
+    "latency_and_batching": SOLUTIONS / "serving" / "latency_and_batching.ipynb",
 }
 _exported: Path | None = None
 
