@@ -200,3 +200,28 @@ def serving_class(tmp_path) -> Path:
     write(partial, submitted / "partial" / SERVING_CHAPTER / "scoring_service.ipynb")
     shutil.copy(EXERCISES / SERVING_CHAPTER / "latency_and_batching.ipynb", submitted / "partial" / SERVING_CHAPTER)
     return submitted
+
+
+def write_variants(submitted: Path, chapter: str, variants: dict) -> None:
+    """One learner per variant: the reference notebook with text edits in one part's answer cell.
+
+    ``variants`` maps a learner's name to ``(exercise, part, [(old, new), ...], must_fail)``.
+    """
+    for student, (exercise, part, edits, _) in variants.items():
+        nb = solution(exercise, chapter)
+        cell = answer_cell(nb, f"{part}_answer")
+        for old, new in edits:
+            assert old in cell.source, f"{student}: the reference no longer contains {old!r}"
+            cell.source = cell.source.replace(old, new)
+        write(nb, submitted / student / chapter / f"{exercise}.ipynb")
+
+
+def assert_fails_exactly(result, exercise: str, must_fail: list[str]) -> None:
+    """The learner's tests of ``exercise`` that lost points are those ``must_fail`` names (by the start of their descriptions)."""
+    # A variant hands in one notebook: the other notebooks' tests are not the point.
+    tests = [t for t in result.tests if t.notebook == exercise]
+    assert tests, f"{result.student}: no test of {exercise} ran"
+    failed = sorted(t.name for t in tests if t.score < t.max_score)
+    assert len(failed) == len(must_fail) and all(any(f.startswith(m) for f in failed) for m in must_fail), (
+        f"{result.student}: expected exactly {must_fail} to fail, but these failed: {failed}"
+    )

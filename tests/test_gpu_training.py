@@ -15,7 +15,7 @@ import pytest
 
 from autograder.batch import grade_class
 from autograder.course import SOLUTIONS, hidden_tests_dir
-from tests.conftest import answer_cell, solution, write
+from tests.conftest import assert_fails_exactly, write_variants
 
 CHAPTER = "gpu_training"
 
@@ -135,26 +135,14 @@ VARIANTS = {
 @pytest.fixture(scope="module")
 def graded_variants(tmp_path_factory):
     submitted = tmp_path_factory.mktemp("submitted")
-    for student, (exercise, part, edits, _) in VARIANTS.items():
-        nb = solution(exercise, CHAPTER)
-        cell = answer_cell(nb, f"{part}_answer")
-        for old, new in edits:
-            assert old in cell.source, f"{student}: the reference no longer contains {old!r}"
-            cell.source = cell.source.replace(old, new)
-        write(nb, submitted / student / CHAPTER / f"{exercise}.ipynb")
+    write_variants(submitted, CHAPTER, VARIANTS)
     return {result.student: result for result in grade_class(submitted, hidden_tests_dir(), workers=2)}
 
 
 @pytest.mark.parametrize("student", VARIANTS)
 def test_each_variant_loses_exactly_its_points(graded_variants, student):
     exercise, _, _, must_fail = VARIANTS[student]
-    # Each of these learners handed in one notebook: the other one's tests are not the point.
-    tests = [t for t in graded_variants[student].tests if t.notebook == exercise]
-    assert tests, f"{student}: no test of {exercise} ran"
-    failed = sorted(t.name for t in tests if t.score < t.max_score)
-    assert len(failed) == len(must_fail) and all(any(f.startswith(m) for f in failed) for m in must_fail), (
-        f"{student}: expected exactly {must_fail} to fail, but these failed: {failed}"
-    )
+    assert_fails_exactly(graded_variants[student], exercise, must_fail)
 
 
 def test_grading_on_cuda_is_refused_without_a_gpu(tmp_path):

@@ -37,7 +37,7 @@ from autograder.casestudy.serving import (
 from autograder.course import EXERCISES, SOLUTIONS, hidden_tests_dir
 from autograder.export import export_notebook
 from autograder.loopback import ServerDidNotStart, run_async, serve
-from tests.conftest import answer_cell, solution, write
+from tests.conftest import assert_fails_exactly, write_variants
 
 CHAPTER = "serving"
 FULL_MARKS = {"scoring_service": 17, "latency_and_batching": 13}
@@ -206,13 +206,7 @@ def graded_class(tmp_path_factory):
     for exercise in FULL_MARKS:
         shutil.copy(SOLUTIONS / CHAPTER / f"{exercise}.ipynb", _mkdir(submitted / "reference" / CHAPTER))
         shutil.copy(EXERCISES / CHAPTER / f"{exercise}.ipynb", _mkdir(submitted / "untouched" / CHAPTER))
-    for student, (exercise, part, edits, _) in MISTAKES.items():
-        nb = solution(exercise, CHAPTER)
-        cell = answer_cell(nb, f"{part}_answer")
-        for old, new in edits:
-            assert old in cell.source, f"{student}: the reference no longer contains {old!r}"
-            cell.source = cell.source.replace(old, new)
-        write(nb, submitted / student / CHAPTER / f"{exercise}.ipynb")
+    write_variants(submitted, CHAPTER, MISTAKES)
     return {result.student: result for result in grade_class(submitted, hidden_tests_dir(), workers=2)}
 
 
@@ -228,12 +222,7 @@ def test_reference_earns_full_marks_and_untouched_exercises_zero(graded_class):
 @pytest.mark.parametrize("student", MISTAKES)
 def test_a_typical_mistake_loses_exactly_its_points(graded_class, student):
     exercise, _, _, must_fail = MISTAKES[student]
-    tests = [t for t in graded_class[student].tests if t.notebook == exercise]
-    assert tests, f"{student}: no test of {exercise} ran"
-    failed = sorted(t.name for t in tests if t.score < t.max_score)
-    assert len(failed) == len(must_fail) and all(any(f.startswith(m) for f in failed) for m in must_fail), (
-        f"{student}: expected exactly {must_fail} to fail, but these failed: {failed}"
-    )
+    assert_fails_exactly(graded_class[student], exercise, must_fail)
 
 
 # --- The reference service under bad input --------------------------------------------------------
