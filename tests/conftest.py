@@ -108,24 +108,34 @@ TESTING_PARTIAL_POINTS = {
 @pytest.fixture
 def testing_class(tmp_path) -> Path:
     """A submitted/ tree for the testing chapter: full, untouched and partial (weak tests of to_model_input)."""
-    submitted = tmp_path / "submitted"
-    for exercise in ("preprocessing_tests", "ml_tests"):
-        shutil.copy(SOLUTIONS / TESTING_CHAPTER / f"{exercise}.ipynb", _mkdir(submitted / "full" / TESTING_CHAPTER))
-        shutil.copy(EXERCISES / TESTING_CHAPTER / f"{exercise}.ipynb", _mkdir(submitted / "zero" / TESTING_CHAPTER))
-    write(partial_preprocessing_tests(), submitted / "partial" / TESTING_CHAPTER / "preprocessing_tests.ipynb")
-    shutil.copy(EXERCISES / TESTING_CHAPTER / "ml_tests.ipynb", submitted / "partial" / TESTING_CHAPTER)
-    return submitted
+    return class_of_full_zero_partial(
+        tmp_path, TESTING_CHAPTER, ("preprocessing_tests", "ml_tests"), "preprocessing_tests", partial_preprocessing_tests()
+    )
 
 
 @pytest.fixture
 def class_of_three(tmp_path) -> Path:
     """An nbgrader submitted/ tree: one full, one untouched and one partial submission."""
+    return class_of_full_zero_partial(
+        tmp_path, CHAPTER, ("warehouse_queries", "training_data"), "warehouse_queries", partial_warehouse_queries()
+    )
+
+
+def class_of_full_zero_partial(
+    tmp_path: Path, chapter: str, exercises: tuple[str, ...], partial_exercise: str, partial: nbformat.NotebookNode
+) -> Path:
+    """An nbgrader submitted/ tree of three learners for one chapter.
+
+    ``full`` hands in the solutions, ``zero`` the untouched exercises, and ``partial``
+    the ``partial`` notebook as its ``partial_exercise`` with the other exercises untouched.
+    """
     submitted = tmp_path / "submitted"
-    for exercise in ("warehouse_queries", "training_data"):
-        shutil.copy(SOLUTIONS / CHAPTER / f"{exercise}.ipynb", _mkdir(submitted / "full" / CHAPTER) / f"{exercise}.ipynb")
-        shutil.copy(EXERCISES / CHAPTER / f"{exercise}.ipynb", _mkdir(submitted / "zero" / CHAPTER) / f"{exercise}.ipynb")
-    write(partial_warehouse_queries(), submitted / "partial" / CHAPTER / "warehouse_queries.ipynb")
-    shutil.copy(EXERCISES / CHAPTER / "training_data.ipynb", submitted / "partial" / CHAPTER / "training_data.ipynb")
+    for exercise in exercises:
+        shutil.copy(SOLUTIONS / chapter / f"{exercise}.ipynb", _mkdir(submitted / "full" / chapter))
+        shutil.copy(EXERCISES / chapter / f"{exercise}.ipynb", _mkdir(submitted / "zero" / chapter))
+        if exercise != partial_exercise:
+            shutil.copy(EXERCISES / chapter / f"{exercise}.ipynb", _mkdir(submitted / "partial" / chapter))
+    write(partial, submitted / "partial" / chapter / f"{partial_exercise}.ipynb")
     return submitted
 
 
@@ -160,17 +170,11 @@ GPU_PARTIAL_POINTS = {
 @pytest.fixture
 def gpu_class(tmp_path) -> Path:
     """A submitted/ tree for the GPU chapter: full, untouched, and partial (two device mistakes)."""
-    submitted = tmp_path / "submitted"
-    for exercise in ("training_step", "resume_and_measure"):
-        shutil.copy(SOLUTIONS / GPU_CHAPTER / f"{exercise}.ipynb", _mkdir(submitted / "full" / GPU_CHAPTER))
-        shutil.copy(EXERCISES / GPU_CHAPTER / f"{exercise}.ipynb", _mkdir(submitted / "zero" / GPU_CHAPTER))
     partial = with_reference_answers("training_step", ("train_step", "scaled_step", "make_loader"), GPU_CHAPTER)
     step, loader = answer_cell(partial, "train_step_answer"), answer_cell(partial, "make_loader_answer")
     step.source = step.source.replace("with autocast(device, amp_dtype):", "with contextlib.nullcontext():")
     loader.source = loader.source.replace('pin_memory=device.type == "cuda"', "pin_memory=True")
-    write(partial, submitted / "partial" / GPU_CHAPTER / "training_step.ipynb")
-    shutil.copy(EXERCISES / GPU_CHAPTER / "resume_and_measure.ipynb", submitted / "partial" / GPU_CHAPTER)
-    return submitted
+    return class_of_full_zero_partial(tmp_path, GPU_CHAPTER, ("training_step", "resume_and_measure"), "training_step", partial)
 
 
 SERVING_CHAPTER = "serving"
@@ -189,17 +193,13 @@ SERVING_PARTIAL_POINTS = {
 @pytest.fixture
 def serving_class(tmp_path) -> Path:
     """A submitted/ tree for the serving chapter: full, untouched, and partial (two mistakes in the service)."""
-    submitted = tmp_path / "submitted"
-    for exercise in ("scoring_service", "latency_and_batching"):
-        shutil.copy(SOLUTIONS / SERVING_CHAPTER / f"{exercise}.ipynb", _mkdir(submitted / "full" / SERVING_CHAPTER))
-        shutil.copy(EXERCISES / SERVING_CHAPTER / f"{exercise}.ipynb", _mkdir(submitted / "zero" / SERVING_CHAPTER))
     partial = with_reference_answers("scoring_service", ("schemas", "create_app", "instrument"), SERVING_CHAPTER)
     app, metrics = answer_cell(partial, "create_app_answer"), answer_cell(partial, "instrument_answer")
     app.source = app.source.replace("    @app.exception_handler(RequestValidationError)\n", "")
     metrics.source = metrics.source.replace('le="{bound}"}} {cumulative}\')', 'le="{bound}"}} {n}\')')
-    write(partial, submitted / "partial" / SERVING_CHAPTER / "scoring_service.ipynb")
-    shutil.copy(EXERCISES / SERVING_CHAPTER / "latency_and_batching.ipynb", submitted / "partial" / SERVING_CHAPTER)
-    return submitted
+    return class_of_full_zero_partial(
+        tmp_path, SERVING_CHAPTER, ("scoring_service", "latency_and_batching"), "scoring_service", partial
+    )
 
 
 def write_variants(submitted: Path, chapter: str, variants: dict) -> None:
