@@ -13,11 +13,12 @@ BUILD_BOOK := $(BIN)/jupyter-book build . -n -W --keep-going
 # GitHub's workflow schema, vendored in check-jsonschema: validates offline.
 LINT_WORKFLOWS := $(BIN)/check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
 
-.PHONY: help install book lab test release clean
+.PHONY: help install book lab check lint test release clean
 
 help:
 	@echo "make book     create .venv, install, build the book and print the page to open"
-	@echo "make test     lint, release check, unit and grading tests, nbval on solutions/, book build, browser test"
+	@echo "make check    lint and the tests not marked slow: a developer's answer in under three minutes"
+	@echo "make test     lint, release check, every test, nbval on solutions/, book build, browser test"
 	@echo "make lab      JupyterLab on exercises/"
 	@echo "make release  regenerate exercises/ from solutions/ after editing a solution"
 
@@ -42,10 +43,15 @@ release: install
 
 # The browser test drives Chromium through the site that the book build just made, so it
 # comes last; it needs Debian's chromium and chromium-driver (README).
-test: install
+lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(LINT_WORKFLOWS)
+
+check: lint
+	$(PYTHON) -m pytest -m "not slow and not browser"
+
+test: lint
 	$(PYTHON) -m autograder release --check
 	$(PYTHON) -m pytest
 	$(PYTHON) -m pytest --nbval-lax -p no:cacheprovider -W default solutions/

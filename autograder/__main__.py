@@ -1,10 +1,12 @@
-"""``python -m autograder``: export, release, grade and generate data from the command line."""
+"""``python -m autograder``: export, release and grade from the command line."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
+from unittest import mock
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -44,11 +46,6 @@ def main(argv: list[str] | None = None) -> int:
     visible = commands.add_parser("visible-tests", help="remove hidden tests from a copy for learners (in place)")
     visible.add_argument("folder", type=Path)
 
-    data = commands.add_parser("data", help="generate the case-study warehouse as Parquet")
-    data.add_argument("out", type=Path)
-    data.add_argument("--rows", type=int, default=20_000, help="number of transactions (default 20,000)")
-    data.add_argument("--seed", type=int, default=0)
-
     args = parser.parse_args(argv)
     try:
         return COMMANDS[args.command](args)
@@ -86,10 +83,9 @@ def _release(args) -> int:
 
 def _grade(args) -> int:
     from autograder.batch import grade_class, parse_shard
-    from autograder.course import hidden_tests_dir
+    from autograder.paths import HIDDEN_TESTS_VARIABLE, hidden_tests_dir
     from autograder.results import format_table, write_csv, write_json
-    from autograder.runner import Limits
-    from autograder.sandbox import private_tmp_available
+    from autograder.sandbox import Limits, private_tmp_available
 
     if args.device == "cuda":
         import torch
@@ -110,15 +106,19 @@ def _grade(args) -> int:
         submission_seconds=args.submission_timeout,
         device=args.device,
     )
-    results = grade_class(
-        args.path,
-        hidden_tests_dir(args.hidden_tests),
-        limits,
-        out=args.out,
-        workers=args.workers,
-        shard=parse_shard(args.shard),
-        force=args.force,
-    )
+    hidden_dir = hidden_tests_dir(args.hidden_tests)
+    # Told to the grading server too, which preloads what these tests import (preload.py);
+    # only for this run, so that a caller in the same process is left as it was.
+    with mock.patch.dict(os.environ, {HIDDEN_TESTS_VARIABLE: str(hidden_dir.resolve())}):
+        results = grade_class(
+            args.path,
+            hidden_dir,
+            limits,
+            out=args.out,
+            workers=args.workers,
+            shard=parse_shard(args.shard),
+            force=args.force,
+        )
     print(format_table(results))
     if args.json:
         write_json(results, args.json)
@@ -135,15 +135,7 @@ def _visible_tests(args) -> int:
     return 0
 
 
-def _data(args) -> int:
-    from autograder.datasets import generate_warehouse
-
-    warehouse = generate_warehouse(args.out, n_transactions=args.rows, seed=args.seed)
-    print(f"wrote {warehouse.n_transactions:,} transactions to {warehouse.root}")
-    return 0
-
-
-COMMANDS = {"export": _export, "release": _release, "grade": _grade, "visible-tests": _visible_tests, "data": _data}
+COMMANDS = {"export": _export, "release": _release, "grade": _grade, "visible-tests": _visible_tests}
 
 if __name__ == "__main__":
     sys.exit(main())

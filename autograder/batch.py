@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from autograder.feedback import write_feedback
 from autograder.grade import Submission, discover, grade_submission
 from autograder.results import SubmissionResult, read_submission, write_submission
-from autograder.runner import Limits
+from autograder.sandbox import Limits
 
 
 def parse_shard(text: str) -> tuple[int, int]:

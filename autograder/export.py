@@ -15,7 +15,7 @@ from pathlib import Path
 
 import nbformat
 
-from autograder.course import PACKAGE
+from autograder.paths import PACKAGE
 
 DEFAULT_EXP = re.compile(r"^#\|\s*default_exp\s+(\S+)", re.MULTILINE)
 # `#| export` writes to the default module; `#| export tests.test_x` to another one.

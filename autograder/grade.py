@@ -16,10 +16,12 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from autograder.course import exercises_of, hidden_test_file
 from autograder.export import ExportError, export_notebook
+from autograder.paths import exercises_of, hidden_test_file
+from autograder.pytest_plugin import shorten
 from autograder.results import GradedTest, SubmissionResult
-from autograder.runner import Limits, planned_tests, run_in_subprocess
+from autograder.runner import planned_tests, run_in_subprocess
+from autograder.sandbox import Limits
 
 
 @dataclass
@@ -93,7 +95,7 @@ def grade_submission(
             )
         else:
             why = f"not graded: the submission used up its time limit ({limits.submission_seconds:g} s for all its notebooks)"
-            tests, problems = [replace(t, output=why, notebook=exercise) for t in planned_tests(test_file).values()], [why]
+            tests, problems = _not_run(test_file, exercise, why), [why]
         result.messages += [f"{exercise}: {problem}" for problem in problems]
         result.tests.extend(tests)
     return result
@@ -101,18 +103,22 @@ def grade_submission(
 
 def _grade_notebook(notebook: Path | None, exercise: str, test_file: Path, limits: Limits) -> tuple[list[GradedTest], list[str]]:
     """The notebook's verdicts, and what went wrong with it as a whole (one message each)."""
+    if notebook is None:
+        why = f"{exercise}.ipynb was not submitted"
+        return _not_run(test_file, exercise, why), [why]
     problems: list[str] = []
     with tempfile.TemporaryDirectory(prefix="autograder-export-") as package_root:
-        modules, load_error = [], None
-        if notebook is None:
-            load_error = f"{exercise}.ipynb was not submitted"
-        else:
-            try:
-                exported = export_notebook(notebook, package_root, skipped=problems)
-                modules = [".".join(m.relative_to(package_root).with_suffix("").parts) for m in exported]
-            except ExportError as e:
-                load_error = str(e)
-        tests, problem = run_in_subprocess(test_file, Path(package_root), modules, load_error, limits)
+        try:
+            exported = export_notebook(notebook, package_root, skipped=problems)
+        except ExportError as e:
+            return _not_run(test_file, exercise, str(e)), [*problems, str(e)]
+        modules = [".".join(m.relative_to(package_root).with_suffix("").parts) for m in exported]
+        tests, problem = run_in_subprocess(test_file, Path(package_root), modules, limits=limits)
     for test in tests:
         test.notebook = exercise
-    return tests, [*problems, *filter(None, [problem or load_error])]
+    return tests, [*problems, *filter(None, [problem])]
+
+
+def _not_run(test_file: Path, exercise: str, why: str) -> list[GradedTest]:
+    """Every planned test of a notebook that could not run, failed with the reason: no process is started for it."""
+    return [replace(t, output=shorten(why), notebook=exercise) for t in planned_tests(test_file).values()]

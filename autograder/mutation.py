@@ -38,7 +38,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.pytest_plugin import LearnerCode, TestTimeout, _location, explain
+from autograder.pytest_plugin import LearnerCode, TestTimeout, explain, learner_location
 
 
 @dataclass(frozen=True)
@@ -231,5 +231,5 @@ class _Harness:
 def _why(error: BaseException, path: Path) -> str:
     """Why one of the learner's tests failed; a bare ``assert`` is found by its line."""
     if isinstance(error, AssertionError) and not str(error).strip():
-        return f"an `assert` failed{_location(error, path)}"
+        return f"an `assert` failed{learner_location(error, path)}"
     return explain(error, path)

@@ -18,7 +18,7 @@ import sys
 import tomllib
 from collections import Counter
 
-from autograder.course import HINTS, hidden_test_file, hidden_tests_dir
+from autograder.paths import HINTS, hidden_test_file, hidden_tests_dir
 from autograder.pytest_plugin import LearnerCode
 from autograder.results import NOT_ATTEMPTED, PASSED, GradedTest
 from autograder.runner import run_in_process

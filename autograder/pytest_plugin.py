@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import os
 import signal
 import sys
 import threading
@@ -32,10 +31,9 @@ from pathlib import Path
 
 import pytest
 
+from autograder.paths import GIVEN_CODE
 from autograder.results import FAILED, NOT_ATTEMPTED, PASSED, GradedTest
-from autograder.sandbox import install_network_guard
-
-DEFAULT_TEST_TIMEOUT = 60.0
+from autograder.sandbox import DEFAULT_TEST_TIMEOUT, confine_test_session
 
 
 class LearnerCode:
@@ -102,7 +100,7 @@ def _import_learner_module(name: str):
         if isinstance(e, NotImplementedError):
             # An untouched exercise cell: keep the cause so that the verdict says "not attempted".
             raise LearnerLoadError(f"`{name}` is not written yet") from e
-        raise LearnerLoadError(f"your code raised {type(e).__name__} while loading `{name}`: {e}{_location(e)}") from None
+        raise LearnerLoadError(f"your code raised {type(e).__name__} while loading `{name}`: {e}{learner_location(e)}") from None
 
 
 class Grading:
@@ -197,10 +195,10 @@ class Grading:
             return GradedTest(part, name, points, points, PASSED, "", visible)
         if _not_implemented(error):
             return GradedTest(part, name, 0.0, points, NOT_ATTEMPTED, "not attempted yet", visible)
-        return GradedTest(part, name, 0.0, points, FAILED, _shorten(explain(error, Path(str(item.path)))), visible)
+        return GradedTest(part, name, 0.0, points, FAILED, shorten(explain(error, Path(str(item.path)))), visible)
 
 
-def _shorten(message: str, limit: int = 2000) -> str:
+def shorten(message: str, limit: int = 2000) -> str:
     """A failure message of readable length, valid UTF-8 whatever the submission printed or returned."""
     message = message.encode("utf-8", errors="replace").decode("utf-8")
     return message if len(message) <= limit else message[:limit] + f" ... ({len(message) - limit:,} more characters)"
@@ -243,12 +241,12 @@ def explain(error: BaseException, test_file: Path) -> str:
         return str(error.msg)
     if isinstance(error, pytest.skip.Exception):
         return f"skipped: {error.msg}"
-    return f"your code raised {type(error).__name__}: {error}{_location(error, test_file)}"
+    return f"your code raised {type(error).__name__}: {error}{learner_location(error, test_file)}"
 
 
-def _location(error: BaseException, test_file: Path | None = None) -> str:
+def learner_location(error: BaseException, test_file: Path | None = None) -> str:
     """Where in the learner's code an error happened: the innermost frame that is theirs."""
-    not_theirs = [Path(__file__).parent, Path(sys.prefix), Path(sys.base_prefix)]
+    not_theirs = [Path(__file__).parent, *GIVEN_CODE, Path(sys.prefix), Path(sys.base_prefix)]
     for frame in reversed(traceback.extract_tb(error.__traceback__)):
         path = Path(frame.filename)
         if path == test_file or any(path.is_relative_to(p) for p in not_theirs):
@@ -284,7 +282,6 @@ def pytest_addoption(parser):
     group.addoption(
         "--learner-module", action="append", help="dotted name of a module the notebook exported; the first is the default"
     )
-    group.addoption("--learner-error", help="the learner's code could not be exported: fail every test with this")
     group.addoption("--results", help="append one JSON line per finished test to this file")
     group.addoption("--part", help="run only the tests of this part")
     group.addoption("--test-timeout", type=float, default=DEFAULT_TEST_TIMEOUT, help="seconds per test")
@@ -299,23 +296,19 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     config.addinivalue_line("markers", "graded(part, points=1, visible=False): a hidden test and the points it is worth")
     config.addinivalue_line("markers", "gpu: needs a CUDA device; skipped without one")
-    module, error = config.getoption("learner_module", None), config.getoption("learner_error", None)
-    if module is None and error is None:
+    module = config.getoption("learner_module", None)
+    if module is None:
         return
     results = Path(config.getoption("results"))
 
     def load() -> LearnerCode:
-        if error is not None:
-            raise LearnerLoadError(error)
         return load_modules(module)
 
     def report(event: str, test_id: str, result: GradedTest) -> None:
         with results.open("a") as f:  # one line per test, so a killed run keeps what finished
             f.write(json.dumps({"event": event, "test_id": test_id, **result.__dict__}) + "\n")
 
-    sys.dont_write_bytecode = True
-    install_network_guard()
-    config.pluginmanager.register(_SubmissionRun(config.getoption("delete_tests_once_collected")), "autograder-submission-run")
+    confine_test_session(config, config.getoption("delete_tests_once_collected"))
     config.pluginmanager.register(
         Grading(
             load,
@@ -326,33 +319,3 @@ def pytest_configure(config):
         ),
         "autograder-grading",
     )
-
-
-class _SubmissionRun:
-    """What a grading process does around the submission's code, which it loads after collection.
-
-    Once the hidden tests are imported, their files are deleted when asked for (the
-    runner asks, for the run's own copy of them), so the submission cannot read them. And
-    the process ends as soon as the results are written: a submission may leave a
-    thread running or register exit handlers, and waiting for them would turn a
-    finished run into a timeout.
-    """
-
-    status = 0
-
-    def __init__(self, delete_tests: bool):
-        self._delete_tests = delete_tests
-
-    def pytest_collection_finish(self, session):
-        if self._delete_tests:
-            for path in Path(session.config.rootpath).rglob("*.py"):
-                path.unlink()
-
-    def pytest_sessionfinish(self, session, exitstatus):
-        self.status = int(exitstatus)
-
-    @pytest.hookimpl(trylast=True)
-    def pytest_unconfigure(self, config):
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(self.status)

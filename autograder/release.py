@@ -14,7 +14,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from autograder.course import EXERCISES, ROOT, SOLUTIONS
+from autograder.paths import EXERCISES, ROOT, SOLUTIONS
 
 
 def chapters() -> list[str]:
@@ -42,10 +42,11 @@ def stale_files() -> list[str]:
     with tempfile.TemporaryDirectory() as scratch:
         fresh = Path(scratch) / "exercises"
         generate(fresh)
-        return _differences(fresh, EXERCISES, Path("exercises"))
+        return differences(fresh, EXERCISES)
 
 
-def _differences(fresh: Path, current: Path, shown_as: Path) -> list[str]:
+def differences(fresh: Path, current: Path, shown_as: Path = Path("exercises")) -> list[str]:
+    """What differs between a fresh release and ``current``, each path shown under ``shown_as``."""
     if not current.exists():
         return [f"{shown_as}/ (missing)"]
     comparison = filecmp.dircmp(fresh, current, ignore=[".ipynb_checkpoints", "__pycache__", ".hypothesis"])
@@ -53,5 +54,5 @@ def _differences(fresh: Path, current: Path, shown_as: Path) -> list[str]:
     found += [f"{shown_as / name} (missing)" for name in comparison.left_only]
     found += [f"{shown_as / name} (not in solutions/)" for name in comparison.right_only]
     for name in comparison.common_dirs:
-        found += _differences(fresh / name, current / name, shown_as / name)
+        found += differences(fresh / name, current / name, shown_as / name)
     return sorted(found)

@@ -9,43 +9,33 @@ Both use the same plugin and so give the same points.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 import json
 import multiprocessing
 import multiprocessing.connection
-import multiprocessing.util
 import os
-import resource
 import shutil
 import sys
 import tempfile
 import threading
 import types
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 import pytest
 
 from autograder import pytest_plugin
-from autograder.course import HIDDEN_TESTS_VARIABLE
-from autograder.pytest_plugin import DEFAULT_TEST_TIMEOUT, Grading, LearnerCode
+from autograder.pytest_plugin import Grading, LearnerCode
 from autograder.results import FAILED, GradedTest
-from autograder.sandbox import enter_namespaces, enter_private_tmp, kill_process_group, namespaces_available
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What one notebook's, and one submission's, grading may use before it is stopped."""
-
-    notebook_seconds: float = 600  # wall clock for all of a notebook's tests; then the process group is killed
-    test_seconds: float = DEFAULT_TEST_TIMEOUT  # per test, raised inside the test as a timeout
-    memory_mb: int = 4096  # address space on top of the preloaded libraries: room for DataLoader workers
-    submission_seconds: float = 1200  # wall clock for all the notebooks of one learner's assignment
-    file_mb: int = 1024  # largest file (output included), and all a private /tmp holds: a print loop fills no disk or memory
-    device: str = "cpu"  # where tests of training code train: "cuda" grades the same tests on the GPU
-
+from autograder.sandbox import (
+    DEFAULT_TEST_TIMEOUT,
+    Limits,
+    Sandbox,
+    kill_process_group,
+    namespaces_available,
+    run_confined,
+    tests_digest,
+)
 
 # One configuration for both ways of running: no cache, our own messages instead of
 # pytest's assertion rewriting, and no ini file picked up from wherever we happen to be.
@@ -90,7 +80,7 @@ def planned_tests(test_file: Path) -> dict[str, GradedTest]:
     here would cost seconds and memory, and pytest's modules from one collection do not
     linger to be mistaken for another folder's file of the same name.
     """
-    return dict(_planned(test_file, _digest(test_file.parent)))
+    return dict(_planned(test_file, tests_digest(test_file.parent)))
 
 
 @cache
@@ -133,12 +123,11 @@ def run_in_subprocess(
     test_file: Path,
     package_root: Path,
     modules: list[str],
-    load_error: str | None = None,
     limits: Limits = Limits(),
 ) -> tuple[list[GradedTest], str | None]:
     """Run ``test_file`` against the learner's ``modules`` (importable from ``package_root``) in a process of its own.
 
-    The process is forked from the grading server (see ``_run_sandboxed``) and may use at
+    The process is forked from the grading server (see ``sandbox.run_confined``) and may use at
     most ``limits.memory_mb`` of address space besides the libraries it was forked with:
     a submission that allocates more gets a MemoryError in its own test instead of
     taking the machine down.
@@ -161,15 +150,12 @@ def run_in_subprocess(
             shutil.copytree(test_file.parent, tests, ignore=shutil.ignore_patterns("__pycache__"))
             for path in tests.rglob("*.py"):
                 path.chmod(0o444)
-            digest = _digest(tests)
+            digest = tests_digest(tests)
             results = Path(grader) / "results.jsonl"
             args = [str(tests / test_file.name), "-p", "autograder.pytest_plugin", *PYTEST_ARGS]
             args += ["--rootdir", str(tests), "--results", str(results), "--test-timeout", str(limits.test_seconds)]
             args += ["--delete-tests-once-collected", "--device", limits.device]
-            if load_error is None:
-                args += [arg for module in modules for arg in ("--learner-module", module)]
-            else:
-                args += ["--learner-error", load_error]
+            args += [arg for module in modules for arg in ("--learner-module", module)]
             # CUDA reserves tens of GiB of address space at start-up, so on the GPU the cap
             # on address space would stop every test: it is left off (see the guide).
             memory_mb = limits.memory_mb if limits.device == "cpu" else None
@@ -194,36 +180,9 @@ def run_in_subprocess(
     return verdicts, problem
 
 
-def _digest(folder: Path) -> str:
-    """Of every file under ``folder``, with its path (a ``__pycache__`` planted in a copy included)."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
-
-
 def _by_points(tests: dict[str, GradedTest]) -> dict[str, tuple[str, float]]:
     # Not by description: one formatted from a parameter may differ between processes.
     return {key: (test.part, test.max_score) for key, test in tests.items()}
-
-
-@dataclass(frozen=True)
-class Sandbox:
-    """Where and how one notebook's tests run."""
-
-    work: str  # the submission's working directory and HOME
-    package_root: str  # where its exported package can be imported from
-    grader: str  # the grader's files: the copy of the hidden tests, the results, the log
-    tests: str  # the copy of the hidden tests
-    tests_digest: str  # of that copy, as the grader made it
-    memory_mb: int | None  # None: no cap on address space
-    file_mb: int
-    namespaces: bool  # user, network, PID and mount namespaces, where the system allows them
-
-    @property
-    def log(self) -> str:
-        """pytest's output, and anything the submission prints."""
-        return str(Path(self.grader) / "output.log")
 
 
 @cache
@@ -241,7 +200,7 @@ def _fork_server() -> multiprocessing.context.BaseContext:
 
 def _run_killable(args: list[str], sandbox: Sandbox, timeout: float) -> tuple[str | None, bool]:
     """Why the run did not end normally, if it did not, and whether it ran out of time."""
-    process = _fork_server().Process(target=_run_sandboxed, args=(args, sandbox), name="autograder-notebook")
+    process = _fork_server().Process(target=run_confined, args=(args, sandbox), name="autograder-notebook")
     _start_without_main(process)
     process.join(timeout)
     timed_out = process.is_alive()
@@ -273,80 +232,6 @@ def _start_without_main(process: multiprocessing.process.BaseProcess) -> None:
             process.start()
         finally:
             sys.modules["__main__"] = main
-
-
-def _run_sandboxed(args: list[str], sandbox: Sandbox) -> None:
-    """In the forked process: close the sandbox, then run the tests in a child of this one.
-
-    The tests run one process further down, so that a submission that kills its parent
-    kills this process, and only its own grading ends (as "abnormally"), not the fork
-    server that the other notebooks come from.
-    """
-    # A session of its own makes this process and everything below it one group, so
-    # one signal stops all of it.
-    os.setsid()
-    # Output to a file, not a pipe: a child the submission left running would keep a
-    # pipe open, and reading it to the end would wait for that child.
-    log = os.open(sandbox.log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    if sandbox.namespaces:
-        enter_namespaces()
-    tests = os.fork()
-    if tests == 0:
-        _run_tests(args, sandbox)
-    _, status = os.waitpid(tests, 0)
-    code = os.waitstatus_to_exitcode(status)
-    os._exit(code if code >= 0 else 128 - code)  # killed by signal N: 128 + N, as a shell reports it
-
-
-def _run_tests(args: list[str], sandbox: Sandbox) -> None:
-    # The grader's files stay where they are, on disk, and are mounted back into the
-    # private /tmp: the results outlive this process and its mounts, and no path changes.
-    # Made anew inside it instead: the working directory, which the grader never reads
-    # (so the submission may delete it, as it could before), and multiprocessing's folder
-    # for sockets, which the fork server may have named already (DataLoader workers hand
-    # tensors over through it).
-    if sandbox.namespaces and enter_private_tmp([sandbox.package_root, sandbox.grader, *_code_folders()], sandbox.file_mb):
-        for folder in (sandbox.work, multiprocessing.util.get_temp_dir()):
-            os.makedirs(folder, exist_ok=True)
-    # The limit counts on top of the libraries this process was forked with.
-    if sandbox.memory_mb is not None:
-        in_use = int(Path("/proc/self/statm").read_text().split()[0]) * os.sysconf("SC_PAGE_SIZE")
-        limit = in_use + sandbox.memory_mb * 2**20
-        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-    # Python ignores SIGXFSZ, so a write past the limit raises OSError in the code that wrote.
-    resource.setrlimit(resource.RLIMIT_FSIZE, (sandbox.file_mb * 2**20,) * 2)
-    os.chdir(sandbox.work)
-    os.environ["HOME"] = sandbox.work
-    os.environ.pop("PYTEST_ADDOPTS", None)
-    # The tests run from a copy: the submission is not told where the originals are,
-    # neither by the environment nor by the grader's command line, which it inherited.
-    os.environ.pop(HIDDEN_TESTS_VARIABLE, None)
-    sys.argv = ["autograder-grading"]
-    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # only our plugin: the rest cost seconds to load
-    sys.path.insert(0, sandbox.package_root)
-    # Without a private /tmp, another grading may have changed the copy: checked at the
-    # last moment before pytest loads it (and so runs its code). The grader, missing every
-    # planned test, then says what happened.
-    try:
-        intact = _digest(Path(sandbox.tests)) == sandbox.tests_digest
-    except OSError:
-        intact = False
-    code = pytest.main(args) if intact else pytest.ExitCode.NO_TESTS_COLLECTED
-    sys.stdout.flush()
-    os._exit(int(code))
-
-
-def _code_folders() -> list[str]:
-    """Where the code that grading imports lives: Python, its libraries, the course.
-
-    A clone under /tmp (as in the README's check from a fresh clone) keeps its virtual
-    environment and the course there; a private /tmp must not hide them, or the first
-    import after it fails.
-    """
-    course = Path(__file__).resolve().parent.parent
-    return [sys.prefix, sys.exec_prefix, str(course), *(p for p in sys.path if os.path.isabs(p) and os.path.isdir(p))]
 
 
 def _tail(path: Path, size: int = 16_384) -> str:

@@ -1,42 +1,179 @@
-"""What keeps a submission from reaching the network, other processes, other gradings' files, or outliving its grading.
+"""The sandbox: every rule that a submission's code runs under while it is graded, top to bottom.
 
-Two layers, because the strong one is not available everywhere:
+A notebook's hidden tests, and with them the submission, run in a process that
+``runner.py`` forks from its grading server, under these rules, applied in this order:
 
-- fresh *namespaces* (the ``unshare`` system call): the tests run as process 1 of a
-  PID namespace, in a network namespace with only a loopback interface. No call of
-  any kind (Python, C, a subprocess) reaches another host; no process outside can be
-  seen or signalled, the grader included; and when the tests end, the kernel ends
-  everything they started. A mount namespace on top gives them a /tmp of their own
-  (with /var/tmp and /dev/shm; in memory, with a size limit) and a /proc that lists
-  only their processes: the files of the notebooks graded at the same time are out of
-  sight, so a submission cannot change another's copy of the hidden tests or its
-  results. Files elsewhere stay shared: the tests run as the grader's user, and can
-  read and change whatever it can outside /tmp. All this needs user namespaces (or
-  root); where the system forbids them, as some hardened CI runners do, it is
-  skipped, and the grader can only detect a run whose tests were changed (runner.py);
-- a guard inside the grading process that refuses, with a clear message, every socket
-  connection and name lookup that is not for this machine. Loopback stays open, so
-  tests may start a server and call it. Code that goes around Python's ``socket``
-  module (ctypes, a subprocess running curl) is not stopped by this layer alone.
+1. **Limits** (``Limits``): wall clock per notebook and per submission, time per test,
+   memory on top of the preloaded libraries, the largest file and the size of /tmp.
+2. **A process group of its own** (``run_confined``): one signal stops the tests and
+   everything they started; output goes to a log file that the grader reads the end of.
+3. **Fresh namespaces** (``enter_namespaces``, the ``unshare`` system call): the tests
+   run as process 1 of a PID namespace, in a network namespace with only a loopback
+   interface. No call of any kind (Python, C, a subprocess) reaches another host; no
+   process outside can be seen or signalled, the grader included; and when the tests
+   end, the kernel ends everything they started. This needs user namespaces (or root);
+   where the system forbids them, as some hardened CI runners do, it is skipped.
+4. **A private /tmp** (``enter_private_tmp``): a mount namespace gives the tests a /tmp
+   of their own (with /var/tmp and /dev/shm; in memory, with a size limit) and a /proc
+   that lists only their processes. The files of the notebooks graded at the same time
+   are out of sight, so a submission cannot change another's copy of the hidden tests
+   or its results. Files elsewhere stay shared: the tests run as the grader's user.
+5. **Resource limits and a clean environment** (``confine``): address space, file size,
+   the working directory and HOME; the hidden tests' location, pytest's options and
+   the grader's command line are not passed on.
+6. **A check that the hidden tests are the grader's** (``tests_digest``): without a
+   private /tmp another grading may have changed the copy; it is checked at the last
+   moment before pytest loads it, and a changed copy runs no test.
+7. **Inside pytest** (``confine_test_session``): a guard that refuses, with a clear
+   message, every socket connection and name lookup that is not for this machine
+   (the only network rule where namespaces are missing; code that goes around Python's
+   ``socket`` module is not stopped by it alone); the test files deleted once imported,
+   so the submission cannot read them; and the process ended as soon as the results
+   are written, whatever threads or exit handlers the submission left.
 
-After the tests, whatever the submission left running in its process group is killed;
-without namespaces, a process that started a session of its own escapes that.
+After the tests, whatever the submission left running in its process group is killed
+(``kill_process_group``); without namespaces, a process that started a session of its
+own escapes that.
 """
 
 from __future__ import annotations
 
 import ctypes
 import fcntl
+import hashlib
 import ipaddress
+import multiprocessing.util
 import os
+import resource
 import signal
 import socket
 import struct
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+
+import pytest
+
+from autograder.paths import HIDDEN_TESTS_VARIABLE, ROOT
+
+DEFAULT_TEST_TIMEOUT = 60.0
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one notebook's, and one submission's, grading may use before it is stopped."""
+
+    notebook_seconds: float = 600  # wall clock for all of a notebook's tests; then the process group is killed
+    test_seconds: float = DEFAULT_TEST_TIMEOUT  # per test, raised inside the test as a timeout
+    memory_mb: int = 4096  # address space on top of the preloaded libraries: room for DataLoader workers
+    submission_seconds: float = 1200  # wall clock for all the notebooks of one learner's assignment
+    file_mb: int = 1024  # largest file (output included), and all a private /tmp holds: a print loop fills no disk or memory
+    device: str = "cpu"  # where tests of training code train: "cuda" grades the same tests on the GPU
+
+
+@dataclass(frozen=True)
+class Sandbox:
+    """Where and how one notebook's tests run."""
+
+    work: str  # the submission's working directory and HOME
+    package_root: str  # where its exported package can be imported from
+    grader: str  # the grader's files: the copy of the hidden tests, the results, the log
+    tests: str  # the copy of the hidden tests
+    tests_digest: str  # of that copy, as the grader made it
+    memory_mb: int | None  # None: no cap on address space
+    file_mb: int
+    namespaces: bool  # user, network, PID and mount namespaces, where the system allows them
+
+    @property
+    def log(self) -> str:
+        """pytest's output, and anything the submission prints."""
+        return str(Path(self.grader) / "output.log")
+
+
+def run_confined(args: list[str], sandbox: Sandbox) -> None:
+    """In the forked process: close the sandbox, then run pytest with ``args`` in a child of this one.
+
+    The tests run one process further down, so that a submission that kills its parent
+    kills this process, and only its own grading ends (as "abnormally"), not the fork
+    server that the other notebooks come from.
+    """
+    # A session of its own makes this process and everything below it one group, so
+    # one signal stops all of it.
+    os.setsid()
+    # Output to a file, not a pipe: a child the submission left running would keep a
+    # pipe open, and reading it to the end would wait for that child.
+    log = os.open(sandbox.log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    if sandbox.namespaces:
+        enter_namespaces()
+    tests = os.fork()
+    if tests == 0:
+        confine(sandbox)
+        # Without a private /tmp, another grading may have changed the copy: checked at the
+        # last moment before pytest loads it (and so runs its code). The grader, missing every
+        # planned test, then says what happened.
+        try:
+            intact = tests_digest(Path(sandbox.tests)) == sandbox.tests_digest
+        except OSError:
+            intact = False
+        code = pytest.main(args) if intact else pytest.ExitCode.NO_TESTS_COLLECTED
+        sys.stdout.flush()
+        os._exit(int(code))
+    _, status = os.waitpid(tests, 0)
+    code = os.waitstatus_to_exitcode(status)
+    os._exit(code if code >= 0 else 128 - code)  # killed by signal N: 128 + N, as a shell reports it
+
+
+def confine(sandbox: Sandbox) -> None:
+    """In the process that will run the tests: private /tmp, resource limits, a clean environment."""
+    # The grader's files stay where they are, on disk, and are mounted back into the
+    # private /tmp: the results outlive this process and its mounts, and no path changes.
+    # Made anew inside it instead: the working directory, which the grader never reads
+    # (so the submission may delete it, as it could before), and multiprocessing's folder
+    # for sockets, which the fork server may have named already (DataLoader workers hand
+    # tensors over through it).
+    if sandbox.namespaces and enter_private_tmp([sandbox.package_root, sandbox.grader, *code_folders()], sandbox.file_mb):
+        for folder in (sandbox.work, multiprocessing.util.get_temp_dir()):
+            os.makedirs(folder, exist_ok=True)
+    # The limit counts on top of the libraries this process was forked with.
+    if sandbox.memory_mb is not None:
+        in_use = int(Path("/proc/self/statm").read_text().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+        limit = in_use + sandbox.memory_mb * 2**20
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    # Python ignores SIGXFSZ, so a write past the limit raises OSError in the code that wrote.
+    resource.setrlimit(resource.RLIMIT_FSIZE, (sandbox.file_mb * 2**20,) * 2)
+    os.chdir(sandbox.work)
+    os.environ["HOME"] = sandbox.work
+    os.environ.pop("PYTEST_ADDOPTS", None)
+    # The tests run from a copy: the submission is not told where the originals are,
+    # neither by the environment nor by the grader's command line, which it inherited.
+    os.environ.pop(HIDDEN_TESTS_VARIABLE, None)
+    sys.argv = ["autograder-grading"]
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # only our plugin: the rest cost seconds to load
+    sys.path.insert(0, sandbox.package_root)
+
+
+def code_folders() -> list[str]:
+    """Where the code that grading imports lives: Python, its libraries, the course.
+
+    A clone under /tmp (as in the README's check from a fresh clone) keeps its virtual
+    environment and the course there; a private /tmp must not hide them, or the first
+    import after it fails.
+    """
+    return [sys.prefix, sys.exec_prefix, str(ROOT), *(p for p in sys.path if os.path.isabs(p) and os.path.isdir(p))]
+
+
+def tests_digest(folder: Path) -> str:
+    """Of every file under ``folder``, with its path (a ``__pycache__`` planted in a copy included)."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(str(path.relative_to(folder)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
 
 CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x00020000, 0x10000000, 0x20000000, 0x40000000
 MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC, MS_PRIVATE = 0x2, 0x4, 0x8, 0x1000, 0x4000, 0x40000
@@ -204,3 +341,40 @@ def _is_local_host(host) -> bool:
         return ipaddress.ip_address(host.split("%")[0]).is_loopback
     except ValueError:
         return False
+
+
+def confine_test_session(config: pytest.Config, delete_tests: bool) -> None:
+    """Inside the graded pytest session, before any test or submission code is imported."""
+    sys.dont_write_bytecode = True
+    install_network_guard()
+    config.pluginmanager.register(SubmissionRun(delete_tests), "autograder-submission-run")
+
+
+class SubmissionRun:
+    """What a grading process does around the submission's code, which it loads after collection.
+
+    Once the hidden tests are imported, their files are deleted when asked for (the
+    runner asks, for the run's own copy of them), so the submission cannot read them. And
+    the process ends as soon as the results are written: a submission may leave a
+    thread running or register exit handlers, and waiting for them would turn a
+    finished run into a timeout.
+    """
+
+    status = 0
+
+    def __init__(self, delete_tests: bool):
+        self._delete_tests = delete_tests
+
+    def pytest_collection_finish(self, session):
+        if self._delete_tests:
+            for path in Path(session.config.rootpath).rglob("*.py"):
+                path.unlink()
+
+    def pytest_sessionfinish(self, session, exitstatus):
+        self.status = int(exitstatus)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_unconfigure(self, config):
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(self.status)

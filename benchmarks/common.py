@@ -23,9 +23,9 @@ from types import ModuleType
 
 import duckdb
 
-from autograder.course import PACKAGE, SOLUTIONS
-from autograder.datasets import Warehouse, generate_warehouse
 from autograder.export import export_notebook
+from autograder.paths import PACKAGE, SOLUTIONS
+from casestudy.warehouse import Warehouse, generate_warehouse
 
 NOTEBOOKS = {
     "warehouse": SOLUTIONS / "data_infrastructure" / "warehouse_queries.ipynb",

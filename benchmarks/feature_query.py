@@ -30,9 +30,9 @@ import numpy as np
 import pandas as pd
 from common import machine, peak_rss_mb, reference, warehouse_at
 
-from autograder.datasets import Warehouse
-from autograder.testing import assert_same_rows, warehouse_connection
-from autograder.timing import Timing, measure, ratio
+from autograder.tables import assert_same_rows
+from booktools.timing import Timing, measure, ratio
+from casestudy.warehouse import Warehouse, warehouse_connection
 
 COLUMNS = ["transaction_id", "ts", "card_id", "amount", "card_txn_count_1h", "amount_vs_card_avg_30d", "is_foreign"]
 HOUR_US = 3_600 * 1_000_000

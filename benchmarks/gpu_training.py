@@ -1,7 +1,7 @@
 """Training throughput of the case-study model: CPU vs GPU, float32 vs bfloat16 (and float16).
 
 The GPU chapter's model, ``FraudNet`` with merchant embeddings, is trained on the
-case-study training set (Parquet shards from ``autograder.casestudy.training``) with
+case-study training set (Parquet shards from ``casestudy.training``) with
 the reference ``train_step`` (and ``scaled_step`` for float16), and measured with the
 reference ``throughput``: warm-up first, the device synchronised before each clock
 reading. Each step takes the next batch from CPU memory (pinned for the GPU) and
@@ -22,8 +22,8 @@ import tempfile
 import torch
 from common import machine, reference, warehouse_at
 
-from autograder.casestudy.model import FraudNet
-from autograder.casestudy.training import n_merchants, read_shards, write_training_shards
+from casestudy.model import FraudNet
+from casestudy.training import n_merchants, read_shards, write_training_shards
 
 
 def contestants(cuda: bool) -> list[tuple[str, torch.device, torch.dtype | None]]:

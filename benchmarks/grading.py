@@ -34,9 +34,9 @@ from common import machine
 from nbgrader.api import Gradebook
 
 from autograder.batch import grade_class
-from autograder.course import EXERCISES, ROOT, SOLUTIONS, hidden_tests_dir
-from autograder.runner import Limits
-from autograder.timing import Timing, ratio
+from autograder.paths import EXERCISES, ROOT, SOLUTIONS, hidden_tests_dir
+from autograder.sandbox import Limits
+from booktools.timing import Timing, ratio
 
 CHAPTER = "data_infrastructure"
 NOTEBOOKS = ("warehouse_queries", "training_data")

@@ -35,8 +35,8 @@ import time
 
 from common import machine, reference
 
-from autograder.casestudy.serving import example_bundle, load_bundle
-from autograder.loopback import run_async, serve
+from booktools.loopback import run_async, serve
+from casestudy.serving import example_bundle, load_bundle
 
 PAYMENT = {
     "payment_id": "p-1",

@@ -35,9 +35,8 @@ import torch
 from common import machine, reference, warehouse_at
 from torch.utils.data import DataLoader, Dataset
 
-from autograder.datasets import Warehouse
-from autograder.testing import warehouse_connection
-from autograder.timing import Timing, measure
+from booktools.timing import Timing, measure
+from casestudy.warehouse import Warehouse, warehouse_connection
 
 FEATURES = ["amount", "card_txn_count_1h", "amount_vs_card_avg_30d", "is_foreign", "hour", "is_online"]
 LABEL = "is_fraud"

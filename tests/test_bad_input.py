@@ -13,10 +13,9 @@ import pytest
 
 from autograder import runner
 from autograder.batch import grade_class
-from autograder.runner import TAMPERED, Limits
-from autograder.sandbox import private_tmp_available
-from tests.conftest import code_cell, notebook
-from tests.test_runner import HIDDEN
+from autograder.runner import TAMPERED
+from autograder.sandbox import Limits, private_tmp_available
+from tests.helpers import HIDDEN_NUMBERS, code_cell, notebook
 
 pytestmark = pytest.mark.slow
 
@@ -170,7 +169,7 @@ def graded(tmp_path_factory):
     root = tmp_path_factory.mktemp("class")
     hidden = root / "hidden"
     (hidden / "numbers").mkdir(parents=True)
-    (hidden / "numbers" / "test_numbers.py").write_text(HIDDEN)
+    (hidden / "numbers" / "test_numbers.py").write_text(HIDDEN_NUMBERS)
     submitted = root / "submitted"
     for kind, (content, _, _) in {**CORPUS, "good": (exported(GOOD), 4, "")}.items():
         path = submitted / kind / "numbers" / "numbers.ipynb"
@@ -217,7 +216,7 @@ def test_the_batch_goes_on(graded):
 def test_hidden_tests_survive_the_class(graded):
     "Are the hidden tests unchanged after a class that tried to overwrite them?"
     _, hidden = graded
-    assert (hidden / "numbers" / "test_numbers.py").read_text() == HIDDEN
+    assert (hidden / "numbers" / "test_numbers.py").read_text() == HIDDEN_NUMBERS
 
 
 def raider(folder: str) -> bytes:
@@ -254,7 +253,7 @@ def test_a_submission_cannot_change_its_neighbours_tests(tmp_path, monkeypatch, 
     shared.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(shared))
     (tmp_path / "hidden" / "numbers").mkdir(parents=True)
-    (tmp_path / "hidden" / "numbers" / "test_numbers.py").write_text(HIDDEN)
+    (tmp_path / "hidden" / "numbers" / "test_numbers.py").write_text(HIDDEN_NUMBERS)
     for student, content in {
         "a raider": raider(str(shared)),
         "b": exported(GOOD),

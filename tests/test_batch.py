@@ -9,9 +9,8 @@ from autograder.__main__ import main
 from autograder.batch import grade_class, parse_shard
 from autograder.feedback import feedback_html
 from autograder.results import FAILED, GradedTest, SubmissionResult
-from autograder.runner import Limits
-from tests.conftest import code_cell, notebook, write
-from tests.test_runner import HIDDEN
+from autograder.sandbox import Limits
+from tests.helpers import HIDDEN_NUMBERS, code_cell, notebook, write
 
 GOOD = "def double(x):\n    return 2 * x\n\ndef halve(x):\n    return x / 2"
 HALF = "def double(x):\n    return 2 * x\n\ndef halve(x):\n    return x"
@@ -22,7 +21,7 @@ def course(tmp_path):
     """Hidden tests for an assignment `numbers`, and a class of four learners who handed it in."""
     hidden = tmp_path / "hidden"
     (hidden / "numbers").mkdir(parents=True)
-    (hidden / "numbers" / "test_numbers.py").write_text(HIDDEN)
+    (hidden / "numbers" / "test_numbers.py").write_text(HIDDEN_NUMBERS)
     submitted = tmp_path / "submitted"
     for student, source in {"ann": GOOD, "bob": HALF, "cy": GOOD, "dee": "def double(x):\n    return abs(x) * 2"}.items():
         nb = notebook(code_cell("#| default_exp numbers"), code_cell(f"#| export\n{source}"))
@@ -48,6 +47,7 @@ def scores(results):
     return {r.student: r.score for r in results}
 
 
+@pytest.mark.slow
 def test_rerun_skips_what_is_done_and_force_regrades(course, tmp_path, graded_calls):
     "Does a second run reuse every result written by the first, and --force grade them all again, identically?"
     hidden, submitted = course
@@ -78,6 +78,7 @@ def test_an_interrupted_run_resumes_where_it_stopped(course, tmp_path, graded_ca
     assert scores(results) == {"ann": 4, "bob": 3, "cy": 4, "dee": 2}
 
 
+@pytest.mark.slow
 def test_a_changed_notebook_or_test_is_regraded(course, tmp_path, graded_calls):
     "Is a submission regraded when its notebook changes, and every one when the hidden tests change?"
     hidden, submitted = course
@@ -155,7 +156,7 @@ def test_a_submission_has_one_time_budget_for_all_its_notebooks(tmp_path):
     hidden = tmp_path / "hidden" / "numbers"
     hidden.mkdir(parents=True)
     for exercise in ("first", "second"):
-        (hidden / f"test_{exercise}.py").write_text(HIDDEN)
+        (hidden / f"test_{exercise}.py").write_text(HIDDEN_NUMBERS)
     slow = "import time\ndef double(x):\n    time.sleep(30)\n\ndef halve(x):\n    return x / 2"
     for exercise, source in (("first", slow), ("second", GOOD)):
         nb = notebook(code_cell("#| default_exp numbers"), code_cell(f"#| export\n{source}"))
@@ -169,8 +170,8 @@ def test_a_submission_has_one_time_budget_for_all_its_notebooks(tmp_path):
 
 def test_results_depend_on_the_device(class_of_three):
     "A class graded on the CPU is graded again on the GPU: the device is part of what a result depends on."
-    from autograder.course import hidden_tests_dir
     from autograder.grade import discover
+    from autograder.paths import hidden_tests_dir
 
     submission = next(iter(discover(class_of_three)))
     on_cpu = batch.fingerprint(submission, hidden_tests_dir(), Limits())

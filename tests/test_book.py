@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from autograder.course import ROOT
+from autograder.paths import ROOT
 
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 
@@ -65,7 +65,7 @@ def test_lessons_that_draw_figures_use_the_course_style():
     drawing = [p for p in sorted((ROOT / "chapters").rglob("*.md")) if re.search(r"\bplt\.|\.subplots\(", p.read_text())]
     unstyled = [p.relative_to(ROOT).as_posix() for p in drawing if "use_course_style()" not in p.read_text()]
     assert drawing, "no lesson draws a figure: the pattern no longer matches how chapters plot"
-    assert not unstyled, f"call autograder.plotting.use_course_style() in the hidden preamble of: {unstyled}"
+    assert not unstyled, f"call booktools.plotting.use_course_style() in the hidden preamble of: {unstyled}"
 
 
 @pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
@@ -78,7 +78,7 @@ def test_execution_cache_is_restored_only_on_an_exact_key(path):
     for step in caches:
         key = step["with"]["key"]
         assert "restore-keys" not in step["with"], f"{path.name}: restore-keys would bring back outputs of older course code"
-        for source in ("chapters/", "autograder/", "requirements.txt"):
+        for source in ("chapters/", "autograder/", "casestudy/", "booktools/", "requirements.txt"):
             assert source in key, f"{path.name}: the jupyter-cache key does not cover {source}: {key}"
     builds_the_book = any(command in (s.get("run") or "") for s in steps for command in (".ci/run", "make test", "make book"))
     assert caches or not builds_the_book, (

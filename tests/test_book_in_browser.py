@@ -32,7 +32,7 @@ import matplotlib.image
 import pytest
 import yaml
 
-from autograder.course import EXERCISES, ROOT
+from autograder.paths import EXERCISES, ROOT
 
 pytestmark = pytest.mark.browser
 

@@ -7,9 +7,9 @@ from collections import defaultdict
 import nbformat
 import pytest
 
-from autograder.course import EXERCISES, HINTS, SOLUTIONS, hidden_tests_dir
 from autograder.notebook import Exercise
-from autograder.runner import planned_tests
+from autograder.paths import EXERCISES, HINTS, SOLUTIONS, hidden_tests_dir
+from tests.helpers import hidden_test_points
 
 SOLUTION_NOTEBOOKS = sorted(SOLUTIONS.glob("*/*.ipynb"))
 HIDDEN = hidden_tests_dir()
@@ -22,15 +22,6 @@ def graded_cells(path):
         for c in nb.cells
         if c.metadata.get("nbgrader", {}).get("grade")
     }
-
-
-def hidden_test_points(path):
-    """(part -> points, part -> has a visible test), from the tests pytest collects in the file."""
-    points, visible = defaultdict(float), defaultdict(bool)
-    for test in planned_tests(path).values():
-        points[test.part] = round(points[test.part] + test.max_score, 6)
-        visible[test.part] |= test.visible
-    return dict(points), dict(visible)
 
 
 @pytest.mark.parametrize("path", SOLUTION_NOTEBOOKS, ids=lambda p: p.stem)
@@ -101,7 +92,7 @@ def test_book_shows_exercises_unexecuted():
 
     import yaml
 
-    from autograder.course import ROOT
+    from autograder.paths import ROOT
 
     patterns = yaml.safe_load((ROOT / "_config.yml").read_text())["execute"]["exclude_patterns"]
     notebooks = [*SOLUTION_NOTEBOOKS, *EXERCISES.glob("*/*.ipynb")]
@@ -115,7 +106,7 @@ def test_colab_install_cells_install_this_repository(path):
     """The Colab launch button opens a notebook where the course is not installed: its install cell must name our repository."""
     import yaml
 
-    from autograder.course import ROOT
+    from autograder.paths import ROOT
 
     repository = yaml.safe_load((ROOT / "_config.yml").read_text())["repository"]["url"]
     for cell in nbformat.read(path, as_version=4).cells:

@@ -3,8 +3,7 @@
 import pandas as pd
 import pytest
 
-from autograder.datasets import generate_warehouse
-from autograder.testing import warehouse_connection
+from casestudy.warehouse import generate_warehouse, warehouse_connection
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 import pytest
 
 from autograder.export import ExportError, export_notebook
-from tests.conftest import code_cell, notebook, write
+from tests.helpers import code_cell, notebook, write
 
 
 def test_exports_only_marked_cells(tmp_path):

@@ -14,8 +14,8 @@ import sys
 import pytest
 
 from autograder.batch import grade_class
-from autograder.course import SOLUTIONS, hidden_tests_dir
-from tests.conftest import assert_fails_exactly, write_variants
+from autograder.paths import SOLUTIONS, hidden_tests_dir
+from tests.helpers import assert_fails_exactly, write_variants
 
 CHAPTER = "gpu_training"
 
@@ -139,12 +139,14 @@ def graded_variants(tmp_path_factory):
     return {result.student: result for result in grade_class(submitted, hidden_tests_dir(), workers=2)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("student", VARIANTS)
 def test_each_variant_loses_exactly_its_points(graded_variants, student):
     exercise, _, _, must_fail = VARIANTS[student]
     assert_fails_exactly(graded_variants[student], exercise, must_fail)
 
 
+@pytest.mark.slow
 def test_grading_on_cuda_is_refused_without_a_gpu(tmp_path):
     import torch
 
@@ -160,7 +162,7 @@ def test_grading_on_cuda_is_refused_without_a_gpu(tmp_path):
 
 @pytest.mark.gpu
 def test_solutions_earn_full_marks_on_the_gpu(tmp_path):
-    from autograder.runner import Limits
+    from autograder.sandbox import Limits
 
     (result,) = grade_class(SOLUTIONS / CHAPTER, hidden_tests_dir(), Limits(device="cuda"))
     assert result.score == result.max_score == 22, [t for t in result.tests if t.score < t.max_score]

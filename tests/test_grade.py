@@ -8,48 +8,60 @@ import pytest
 
 from autograder.__main__ import main
 from autograder.batch import grade_class
-from autograder.course import EXERCISES, SOLUTIONS, hidden_tests_dir
 from autograder.grade import discover
-from tests.conftest import CHAPTER, PARTIAL_POINTS, write
+from autograder.paths import SOLUTIONS, hidden_tests_dir
+from tests.helpers import CHAPTER, CHAPTERS, write
 
 pytestmark = pytest.mark.slow
 
 
-def test_solutions_earn_full_marks():
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda chapter: chapter.name)
+def test_solutions_earn_full_marks(chapter, graded):
     "Does every graded part of every chapter earn full marks on the reference solution?"
-    for result in grade_class(SOLUTIONS, hidden_tests_dir()):
-        failing = [f"{t.notebook}:{t.part}: {t.name}: {t.output}" for t in result.tests if t.score < t.max_score]
-        assert not failing, "\n".join(failing)
-        assert result.max_score > 0 and not result.messages
+    result = graded["full", chapter.name]
+    failing = [f"{t.notebook}:{t.part}: {t.name}: {t.output}" for t in result.tests if t.score < t.max_score]
+    assert not failing, "\n".join(failing)
+    assert result.score == result.max_score == chapter.full_points and not result.messages
 
 
-def test_untouched_exercises_earn_zero():
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda chapter: chapter.name)
+def test_untouched_exercises_earn_zero(chapter, graded):
     "Does every graded part earn zero on the untouched exercise, each test saying it is not attempted?"
-    for result in grade_class(EXERCISES, hidden_tests_dir()):
-        assert result.score == 0 and result.max_score > 0
-        assert all(t.output == "not attempted yet" for t in result.tests)
+    result = graded["zero", chapter.name]
+    assert result.score == 0 and result.max_score == chapter.full_points
+    assert all(t.output == "not attempted yet" for t in result.tests)
 
 
-def test_class_gets_full_zero_and_partial_points(class_of_three, tmp_path):
+def test_class_gets_full_zero_and_partial_points(every_chapter_course, graded, tmp_path):
     "Does a submitted/ tree grade each student, with partial credit per part, and write JSON and CSV?"
-    code = main(["grade", str(class_of_three), "--json", str(tmp_path / "r.json"), "--csv", str(tmp_path / "c.csv")])
-    assert code == 0
+    # Pointed at the results the session graded: nothing is graded twice.
+    args = ["grade", str(every_chapter_course / "submitted"), "--out", str(every_chapter_course / "graded")]
+    assert main([*args, "--json", str(tmp_path / "r.json"), "--csv", str(tmp_path / "c.csv")]) == 0
     payload = json.loads((tmp_path / "r.json").read_text())
-    results = {s["student"]: s for s in payload["submissions"]}
-    assert set(results) == {"full", "zero", "partial"}
-    assert results["full"]["score"] == results["full"]["max_score"] == 22
-    assert results["zero"]["score"] == 0
-    assert results["partial"]["score"] == sum(PARTIAL_POINTS.values())
-    test = results["partial"]["tests"][0]
+    results = {(s["student"], s["assignment"]): s for s in payload["submissions"]}
+    expected = {
+        (student, chapter.name): points
+        for chapter in CHAPTERS
+        for student, points in (("full", chapter.full_points), ("zero", 0), ("partial", sum(chapter.partial_points.values())))
+    }
+    assert {key: result["score"] for key, result in results.items()} == expected
+    assert all(results["full", c.name]["max_score"] == c.full_points for c in CHAPTERS)
+    test = results["partial", CHAPTER]["tests"][0]
     assert set(test) == {"name", "score", "max_score", "output", "visibility", "status"}
     rows = list(csv.DictReader((tmp_path / "c.csv").read_text().splitlines()))
-    assert {(r["student"], float(r["score"])) for r in rows} == {("full", 22), ("zero", 0), ("partial", 6)}
+    assert {(r["student"], r["assignment"], float(r["score"])) for r in rows} == {
+        (*key, points) for key, points in expected.items()
+    }
 
 
-def test_one_broken_submission_does_not_stop_the_batch(class_of_three):
+def test_one_broken_submission_does_not_stop_the_batch(every_chapter_course, graded, tmp_path):
     "Does a corrupt notebook get zero with a clear message while the others are graded normally?"
-    (class_of_three / "zero" / CHAPTER / "warehouse_queries.ipynb").write_text("{ this is not json")
-    results = {r.student: r for r in grade_class(class_of_three, hidden_tests_dir())}
+    submitted, out = tmp_path / "submitted", tmp_path / "graded"
+    shutil.copytree(every_chapter_course / "submitted" / "full" / CHAPTER, submitted / "full" / CHAPTER)
+    shutil.copytree(every_chapter_course / "submitted" / "zero" / CHAPTER, submitted / "zero" / CHAPTER)
+    shutil.copytree(every_chapter_course / "graded", out)  # the full learner's results are reused, not graded again
+    (submitted / "zero" / CHAPTER / "warehouse_queries.ipynb").write_text("{ this is not json")
+    results = {r.student: r for r in grade_class(submitted, hidden_tests_dir(), out=out)}
     assert results["full"].score == 22
     broken = [t for t in results["zero"].tests if t.notebook == "warehouse_queries"]
     assert broken and all("not valid notebook JSON" in t.output for t in broken)

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from hypothesis import settings
 
-from autograder.casestudy.images import letterbox
-from autograder.course import hidden_test_file, hidden_tests_dir
 from autograder.mutation import Mutant, equivalent_copy, run_learner_tests
+from autograder.paths import hidden_test_file, hidden_tests_dir
 from autograder.pytest_plugin import LearnerCode
 from autograder.results import FAILED, NOT_ATTEMPTED, PASSED
 from autograder.runner import run_in_process
+from casestudy.images import letterbox
 
 CHAPTER = "software_testing"
 # (notebook, mutation-graded part, fixture name, points)
@@ -36,6 +36,7 @@ def score(verdicts) -> float:
     return round(sum(v.score for v in verdicts), 6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("notebook", "part", "target", "points"), MUTATION_PARTS)
 def test_assert_true_earns_nothing(notebook, part, target, points):
     "Does a suite of tests that assert nothing but `True` earn zero, each bug reported as not noticed?"
@@ -75,6 +76,7 @@ CALLS_ONLY = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("notebook", "part", "target", "points"), MUTATION_PARTS)
 def test_calling_without_checking_earns_nothing(notebook, part, target, points):
     "Do tests that only call the function on valid inputs earn zero, because no planted bug raises an error?"
@@ -85,7 +87,7 @@ def test_calling_without_checking_earns_nothing(notebook, part, target, points):
 def test_checking_which_function_arrived_earns_nothing():
     "Does a test that checks the function's identity, not its behaviour, fail on the equivalent copy and earn zero?"
     cheat = """
-        from autograder.casestudy.images import to_model_input as reference
+        from casestudy.images import to_model_input as reference
 
         def test_is_the_real_one(to_model_input):
             assert to_model_input is reference
@@ -95,6 +97,7 @@ def test_checking_which_function_arrived_earns_nothing():
     assert all("fail on a correct copy of `to_model_input`" in v.output for v in verdicts)
 
 
+@pytest.mark.slow
 def test_a_partial_suite_earns_partial_points_and_names_what_it_missed():
     "Does a suite that checks only shape and dtype earn points for those bugs, and name the others in words, without code?"
     partial = """
@@ -122,7 +125,7 @@ def test_tests_that_ignore_the_fixture_are_told_so():
     "Is a learner whose tests call a global `to_model_input` instead of the fixture told how to write them?"
     ignores = """
         import numpy as np
-        from autograder.casestudy.images import to_model_input
+        from casestudy.images import to_model_input
 
         def test_shape():
             assert to_model_input([np.zeros((4, 4, 3), np.uint8)], 8).shape == (1, 3, 8, 8)
@@ -138,6 +141,7 @@ def test_no_tests_is_not_attempted():
     assert all(v.status == NOT_ATTEMPTED for v in verdicts)
 
 
+@pytest.mark.slow
 def test_an_endless_learner_test_is_stopped():
     "Is a learner's test that never ends stopped by the time limit, with a message, and the run goes on?"
     endless = """

@@ -3,13 +3,13 @@
 import pytest
 
 from autograder.notebook import Exercise
-from tests.test_runner import HIDDEN
+from tests.helpers import HIDDEN_NUMBERS
 
 
 @pytest.fixture
 def exercise(tmp_path, monkeypatch):
     (tmp_path / "chapter").mkdir()
-    (tmp_path / "chapter" / "test_numbers.py").write_text(HIDDEN)
+    (tmp_path / "chapter" / "test_numbers.py").write_text(HIDDEN_NUMBERS)
     monkeypatch.setenv("AUTOGRADER_HIDDEN_TESTS", str(tmp_path))
     return Exercise("chapter/numbers")
 

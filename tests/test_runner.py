@@ -7,36 +7,19 @@ import textwrap
 
 import pytest
 
-from autograder.course import ROOT
+from autograder.paths import ROOT
 from autograder.pytest_plugin import LearnerCode
 from autograder.results import FAILED, NOT_ATTEMPTED, PASSED
-from autograder.runner import PYTEST_ARGS, Limits, run_in_process, run_in_subprocess
-
-HIDDEN = """
-import pytest
-
-@pytest.mark.graded("double", points=2, visible=True)
-def test_doubles(learner):
-    "Doubles a positive number."
-    assert learner.double(2) == 4, f"double(2) should be 4, got {learner.double(2)!r}"
-
-@pytest.mark.graded("double", points=1)
-def test_negative(learner):
-    "Doubles a negative number."
-    assert learner.double(-1) == -2, "double(-1) should be -2"
-
-@pytest.mark.graded("halve", points=1, visible=True)
-def test_halves(learner):
-    "Halves a number."
-    assert learner.halve(4) == 2, "halve(4) should be 2"
-"""
+from autograder.runner import PYTEST_ARGS, run_in_process, run_in_subprocess
+from autograder.sandbox import Limits
+from tests.helpers import HIDDEN_NUMBERS, write_module
 
 
 @pytest.fixture
 def hidden(tmp_path):
     path = tmp_path / "hidden" / "test_numbers.py"
     path.parent.mkdir()
-    path.write_text(HIDDEN)
+    path.write_text(HIDDEN_NUMBERS)
     return path
 
 
@@ -106,13 +89,6 @@ def test_unmarked_hidden_test_is_refused(tmp_path):
         run_in_process(path, namespace(""))
 
 
-def write_module(root, source):
-    package = root / "cardfraud"
-    package.mkdir(parents=True, exist_ok=True)
-    (package / "__init__.py").touch()
-    (package / "numbers.py").write_text(textwrap.dedent(source))
-
-
 def test_subprocess_matches_in_process(hidden, tmp_path):
     "Does grading the exported module in a subprocess give the same points as the namespace in process?"
     source = "def double(x): return abs(x) * 2\ndef halve(x): return x / 2\n"
@@ -138,6 +114,7 @@ def test_exit_at_import_is_contained(hidden, tmp_path):
     assert len(verdicts) == 3 and all("SystemExit" in v.output for v in verdicts)
 
 
+@pytest.mark.slow
 def test_wall_clock_limit_kills_and_keeps_finished_tests(hidden, tmp_path):
     "When the whole run passes its time limit, do finished tests keep their points and the rest say why?"
     write_module(tmp_path / "pkg", "import time\ndef double(x): return 2 * x\ndef halve(x):\n    time.sleep(60)\n")

@@ -11,10 +11,16 @@ import pytest
 
 from autograder import runner
 from autograder.results import FAILED
-from autograder.runner import TAMPERED, Limits, run_in_subprocess
-from autograder.sandbox import BLOCKED, install_network_guard, kill_process_group, namespaces_available, private_tmp_available
-from tests.test_runner import HIDDEN as HIDDEN_NUMBERS
-from tests.test_runner import write_module
+from autograder.runner import TAMPERED, run_in_subprocess
+from autograder.sandbox import (
+    BLOCKED,
+    Limits,
+    install_network_guard,
+    kill_process_group,
+    namespaces_available,
+    private_tmp_available,
+)
+from tests.helpers import HIDDEN_NUMBERS, write_module
 
 HIDDEN = """
 import pytest
@@ -287,10 +293,10 @@ def test_changed_tests_fail_every_test_and_say_so(tmp_path, monkeypatch, tamperi
 
 def test_a_private_tmp_keeps_the_code_that_grading_imports():
     "A course cloned under /tmp, with its virtual environment, is mounted back behind a private /tmp, once, as its outermost folder."
-    from autograder.sandbox import _outermost
+    from autograder.sandbox import _outermost, code_folders
 
     course = str(Path(runner.__file__).resolve().parent.parent)
-    assert course in runner._code_folders()
+    assert course in code_folders()
     assert _outermost(["/tmp/clone/.venv", "/tmp/clone", "/tmp/autograder-grader-x", "/tmp/clone/autograder"]) == [
         "/tmp/clone",
         "/tmp/autograder-grader-x",

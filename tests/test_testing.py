@@ -3,7 +3,7 @@
 import pandas as pd
 import pytest
 
-from autograder.testing import assert_same_rows
+from autograder.tables import assert_same_rows
 
 EXPECTED = pd.DataFrame({"category": ["travel", "grocery"], "n": [5, 9], "rate": [0.5, 0.1]})
 

@@ -2,10 +2,12 @@
 
 import shutil
 
-from autograder.course import hidden_tests_dir
+import pytest
+
 from autograder.notebook import Exercise
+from autograder.paths import hidden_tests_dir
 from autograder.visible import keep_visible_tests, strip_hidden_tests
-from tests.test_course import hidden_test_points
+from tests.helpers import hidden_test_points
 
 
 def test_only_visible_tests_remain(tmp_path):
@@ -31,6 +33,7 @@ def test_secret(learner):
     assert "def helper" in stripped and "test_seen" in stripped
 
 
+@pytest.mark.slow
 def test_self_check_works_on_a_learners_copy(tmp_path, monkeypatch, capsys):
     "Does the self-check still run on a copy whose hidden tests were stripped?"
     copy = tmp_path / "hidden_tests"

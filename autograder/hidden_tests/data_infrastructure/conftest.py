@@ -2,8 +2,7 @@
 
 import pytest
 
-from autograder.datasets import generate_warehouse
-from autograder.testing import warehouse_connection
+from casestudy.warehouse import generate_warehouse, warehouse_connection
 
 
 @pytest.fixture(scope="session")

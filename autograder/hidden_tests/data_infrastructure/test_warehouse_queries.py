@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from autograder.testing import TABLES, assert_columns, assert_same_rows, frame_of, tiny_warehouse
+from autograder.tables import assert_columns, assert_same_rows, frame_of
+from casestudy.warehouse import TABLES, tiny_warehouse
 
 FEATURE_COLUMNS = [
     "transaction_id",

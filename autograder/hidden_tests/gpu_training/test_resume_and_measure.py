@@ -16,7 +16,7 @@ import pytest
 import torch
 from torch import nn
 
-from autograder.casestudy.model import random_batch
+from casestudy.model import random_batch
 
 # --- a small training job whose result depends on every piece of state ------------------------
 

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from autograder.casestudy.model import FraudNet, random_batch
+from casestudy.model import FraudNet, random_batch
 
 N_MERCHANTS = 30
 

@@ -1,6 +1,6 @@
 """Hidden tests of exercises/serving/latency_and_batching.ipynb.
 
-Asynchronous code runs through ``autograder.loopback.run_async``, in a thread with an
+Asynchronous code runs through ``booktools.loopback.run_async``, in a thread with an
 event loop of its own and a deadline: the same in the grader and inside Jupyter,
 whose own loop is already running, and a batcher that waits forever fails its test
 instead of hanging the run. The load generator is tested against small servers that
@@ -22,7 +22,7 @@ from contextlib import contextmanager
 import pytest
 from fastapi import FastAPI, Response
 
-from autograder.loopback import run_async, serve
+from booktools.loopback import run_async, serve
 
 # --- Part 1: latency_report ----------------------------------------------------------------------
 

@@ -2,7 +2,7 @@
 
 Part 1 validates payments with the learner's schema directly. Parts 2 and 3 run on a
 real server: uvicorn on 127.0.0.1, on a free port, started by
-``autograder.loopback.serve`` and stopped when each test ends, whatever happened in it.
+``booktools.loopback.serve`` and stopped when each test ends, whatever happened in it.
 Every request has a timeout, so a service that hangs fails its test instead of the run.
 """
 
@@ -22,8 +22,9 @@ import torch
 from fastapi import FastAPI, HTTPException
 from pydantic import ValidationError
 
-from autograder.casestudy.model import FraudNet
-from autograder.casestudy.serving import (
+from booktools.loopback import ServerDidNotStart, run_async, serve
+from casestudy.model import FraudNet
+from casestudy.serving import (
     CATEGORY_NAMES,
     EXAMPLE_PAYMENT,
     FEATURE_RANGES,
@@ -34,7 +35,6 @@ from autograder.casestudy.serving import (
     load_bundle,
     save_bundle,
 )
-from autograder.loopback import ServerDidNotStart, run_async, serve
 
 TIMEOUT = 10.0  # seconds per request: generous on a busy machine, short next to the test's own limit
 JSON = {"content-type": "application/json"}

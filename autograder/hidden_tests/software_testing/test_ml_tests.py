@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 import torch
 
-from autograder.casestudy.features import amount_vs_history
-from autograder.casestudy.model import FraudNet, random_batch
 from autograder.mutation import Mutant, assert_tests_catch
+from casestudy.features import amount_vs_history
+from casestudy.model import FraudNet, random_batch
 
 # --- Part 1: history_tests (graded by the bugs your tests catch) -------------------------
 

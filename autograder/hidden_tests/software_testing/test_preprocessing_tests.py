@@ -6,8 +6,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis.strategies import SearchStrategy
 
-from autograder.casestudy.images import to_model_input
 from autograder.mutation import Mutant, assert_tests_catch
+from casestudy.images import to_model_input
 
 
 def drawn(strategy, n: int = 300) -> list:

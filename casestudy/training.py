@@ -29,10 +29,9 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from autograder.casestudy.features import card_velocity
-from autograder.casestudy.model import Batch
-from autograder.datasets import CATEGORIES, Warehouse
-from autograder.testing import warehouse_connection
+from casestudy.features import card_velocity
+from casestudy.model import Batch
+from casestudy.warehouse import CATEGORIES, Warehouse, warehouse_connection
 
 NUMERIC = ["log_amount_vs_usual", "log_payments_prev_1h", "abroad", "night"]
 TRAIN_END = "2025-05-01"

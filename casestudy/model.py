@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from autograder.datasets import CATEGORIES
+from casestudy.warehouse import CATEGORIES
 
 # One batch of training examples: the model's inputs, then the labels [N] (float32, 1.0
 # for fraud). The inputs are category indices [N] (int64), numeric features

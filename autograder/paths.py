@@ -15,13 +15,15 @@ PACKAGE = "cardfraud"  # the learner package that the exercises export into
 ROOT = Path(__file__).resolve().parent.parent  # the course repository
 SOLUTIONS = ROOT / "solutions"
 EXERCISES = ROOT / "exercises"
+GIVEN_CODE = [ROOT / "casestudy", ROOT / "booktools"]  # the course's own code, which learners call but did not write
 HINTS = Path(__file__).resolve().parent / "hints"
 HIDDEN_TESTS_VARIABLE = "AUTOGRADER_HIDDEN_TESTS"
+PACKAGED_HIDDEN_TESTS = Path(__file__).resolve().parent / "hidden_tests"
 
 
 def hidden_tests_dir(override: str | Path | None = None) -> Path:
     """The folder of hidden tests: the argument, else the environment, else the package's own."""
-    chosen = override or os.environ.get(HIDDEN_TESTS_VARIABLE) or Path(__file__).resolve().parent / "hidden_tests"
+    chosen = override or os.environ.get(HIDDEN_TESTS_VARIABLE) or PACKAGED_HIDDEN_TESTS
     path = Path(chosen)
     if not path.is_dir():
         raise FileNotFoundError(f"hidden tests folder {path} does not exist (set by --hidden-tests or ${HIDDEN_TESTS_VARIABLE})")

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import torch
 
-from autograder.casestudy.model import FraudNet
-from autograder.casestudy.training import NUMERIC
-from autograder.datasets import CATEGORIES
+from casestudy.model import FraudNet
+from casestudy.training import NUMERIC
+from casestudy.warehouse import CATEGORIES
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.pt"

@@ -1,4 +1,4 @@
-"""Helpers for hidden tests, shared by every chapter.
+"""Table assertions for hidden tests, shared by every chapter.
 
 Failure messages are addressed to the learner: they say what was expected and what
 came back, never show the test's code, and never reveal the reference answer beyond
@@ -7,39 +7,12 @@ the first row that differs.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-
-from autograder.datasets import Warehouse
-
-TABLES = ("cards", "merchants", "transactions", "chargebacks")
-
-
-def warehouse_connection(warehouse: Warehouse) -> duckdb.DuckDBPyConnection:
-    """The tests' own connection to a generated warehouse: one view per table.
-
-    Parts that query the warehouse get this connection, not the learner's
-    ``open_warehouse``, so one mistake is not punished twice.
-    """
-    con = duckdb.connect()
-    for table in TABLES:
-        hive = ", hive_partitioning = true" if table == "transactions" else ""
-        con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{warehouse.glob(table)}'{hive})")
-    return con
-
-
-def tiny_warehouse(**tables: Mapping[str, Sequence]) -> duckdb.DuckDBPyConnection:
-    """A connection holding small hand-made tables, for edge cases a generator rarely hits."""
-    con = duckdb.connect()
-    for name, columns in tables.items():
-        con.register(f"_{name}", pa.table(dict(columns)))
-        con.execute(f"CREATE TABLE {name} AS SELECT * FROM _{name}")
-        con.unregister(f"_{name}")
-    return con
 
 
 def frame_of(result: object, what: str) -> pd.DataFrame:

@@ -21,9 +21,11 @@ every machine, and nothing is downloaded.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -303,3 +305,29 @@ def _write_by_month(transactions: dict[str, np.ndarray], folder: Path, chunk: in
         part = folder / f"month={value}"
         part.mkdir(exist_ok=True)
         pq.write_table(table.take(rows), part / f"part-{chunk:05d}.parquet", row_group_size=256_000)
+
+
+TABLES = ("cards", "merchants", "transactions", "chargebacks")
+
+
+def warehouse_connection(warehouse: Warehouse) -> duckdb.DuckDBPyConnection:
+    """The tests' own connection to a generated warehouse: one view per table.
+
+    Parts that query the warehouse get this connection, not the learner's
+    ``open_warehouse``, so one mistake is not punished twice.
+    """
+    con = duckdb.connect()
+    for table in TABLES:
+        hive = ", hive_partitioning = true" if table == "transactions" else ""
+        con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{warehouse.glob(table)}'{hive})")
+    return con
+
+
+def tiny_warehouse(**tables: Mapping[str, Sequence]) -> duckdb.DuckDBPyConnection:
+    """A connection holding small hand-made tables, for edge cases a generator rarely hits."""
+    con = duckdb.connect()
+    for name, columns in tables.items():
+        con.register(f"_{name}", pa.table(dict(columns)))
+        con.execute(f"CREATE TABLE {name} AS SELECT * FROM _{name}")
+        con.unregister(f"_{name}")
+    return con

@@ -1,0 +1,287 @@
+"""What the test suite shares: notebooks built in memory, the graded chapters' table, small hidden tests.
+
+Tests import from here, never from one another; fixtures live in ``conftest.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import nbformat
+
+from autograder.paths import EXERCISES, SOLUTIONS
+from autograder.runner import planned_tests
+
+CHAPTER = "data_infrastructure"  # the chapter that tests of the grader's machinery use when any will do
+
+
+def code_cell(source: str, **nbgrader) -> nbformat.NotebookNode:
+    cell = nbformat.v4.new_code_cell(source)
+    if nbgrader:
+        cell.metadata["nbgrader"] = {"schema_version": 3, **nbgrader}
+    return cell
+
+
+def notebook(*cells) -> nbformat.NotebookNode:
+    nb = nbformat.v4.new_notebook()
+    nb.cells = list(cells)
+    return nb
+
+
+def write(nb: nbformat.NotebookNode, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, path)
+    return path
+
+
+def released(exercise: str, chapter: str = CHAPTER) -> nbformat.NotebookNode:
+    return nbformat.read(EXERCISES / chapter / f"{exercise}.ipynb", as_version=4)
+
+
+def solution(exercise: str, chapter: str = CHAPTER) -> nbformat.NotebookNode:
+    return nbformat.read(SOLUTIONS / chapter / f"{exercise}.ipynb", as_version=4)
+
+
+def answer_cell(nb: nbformat.NotebookNode, grade_id: str) -> nbformat.NotebookNode:
+    return next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+
+
+def with_reference_answers(exercise: str, parts: tuple[str, ...], chapter: str = CHAPTER) -> nbformat.NotebookNode:
+    """The released notebook with the reference's answers to ``parts`` copied in, the rest untouched."""
+    learner, reference = released(exercise, chapter), solution(exercise, chapter)
+    for part in parts:
+        answer_cell(learner, f"{part}_answer").source = answer_cell(reference, f"{part}_answer").source
+    return learner
+
+
+def mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+# --- The partial learner of each chapter: some parts right, some with the mistakes its lessons warn about
+
+
+def partial_warehouse_queries() -> nbformat.NotebookNode:
+    """The learner's notebook with three of four parts answered, two of them with a typical mistake.
+
+    Expected points: open_warehouse 2/3 (no check for a missing folder), fraud_rate_by_category
+    2/2, transaction_features 2/4 (the window includes the payment itself), time_split 0/3.
+    """
+    learner = with_reference_answers("warehouse_queries", ("open_warehouse", "fraud_rate_by_category", "transaction_features"))
+    opened = answer_cell(learner, "open_warehouse_answer")
+    opened.source = opened.source.replace("if not (root", "if False and not (root")
+    features = answer_cell(learner, "transaction_features_answer")
+    features.source = features.source.replace("INTERVAL 1 MICROSECOND PRECEDING", "CURRENT ROW")
+    return learner
+
+
+# A learner whose tests of to_model_input check only the batch's shape and dtype: they
+# catch two of the twelve planted bugs (channels last, float64).
+SHAPE_AND_DTYPE_TESTS = """#| export tests.test_to_model_input
+def test_shape_and_dtype(to_model_input):
+    batch = to_model_input([np.zeros((30, 20, 3), np.uint8)], 16)
+    assert batch.shape == (1, 3, 16, 16)
+    assert batch.dtype == torch.float32
+"""
+
+
+def partial_preprocessing_tests() -> nbformat.NotebookNode:
+    """Parts 1 and 3 answered from the reference, part 2 with a weak test suite: 3 + 1 + 3 points."""
+    learner = with_reference_answers("preprocessing_tests", ("photo_batches", "check_model_input"), "software_testing")
+    answer_cell(learner, "model_input_tests_answer").source = SHAPE_AND_DTYPE_TESTS
+    return learner
+
+
+def partial_training_step() -> nbformat.NotebookNode:
+    """Three parts answered, two with a device mistake: no autocast in train_step, memory always pinned."""
+    partial = with_reference_answers("training_step", ("train_step", "scaled_step", "make_loader"), "gpu_training")
+    step, loader = answer_cell(partial, "train_step_answer"), answer_cell(partial, "make_loader_answer")
+    step.source = step.source.replace("with autocast(device, amp_dtype):", "with contextlib.nullcontext():")
+    loader.source = loader.source.replace('pin_memory=device.type == "cuda"', "pin_memory=True")
+    return partial
+
+
+def partial_scoring_service() -> nbformat.NotebookNode:
+    """Three parts answered, two with a mistake: FastAPI's own 422 handler (a NaN in a request
+    turns it into a 500) and histogram buckets that are not cumulative."""
+    partial = with_reference_answers("scoring_service", ("schemas", "create_app", "instrument"), "serving")
+    app, metrics = answer_cell(partial, "create_app_answer"), answer_cell(partial, "instrument_answer")
+    app.source = app.source.replace("    @app.exception_handler(RequestValidationError)\n", "")
+    metrics.source = metrics.source.replace('le="{bound}"}} {cumulative}\')', 'le="{bound}"}} {n}\')')
+    return partial
+
+
+@dataclass(frozen=True)
+class Chapter:
+    """A graded chapter as the suite grades it: adding a chapter to the course is one row of CHAPTERS."""
+
+    name: str
+    exercises: tuple[str, ...]
+    full_points: float  # what the reference solution earns, all notebooks together
+    partial_exercise: str  # the notebook that the partial learner hands in half done
+    partial: Callable[[], nbformat.NotebookNode]
+    partial_points: dict[tuple[str, str], float]  # (notebook, part) -> points: every part of the chapter
+
+
+CHAPTERS = [
+    Chapter(
+        "data_infrastructure",
+        ("warehouse_queries", "training_data"),
+        22,
+        "warehouse_queries",
+        partial_warehouse_queries,
+        {
+            ("warehouse_queries", "open_warehouse"): 2.0,
+            ("warehouse_queries", "fraud_rate_by_category"): 2.0,
+            ("warehouse_queries", "transaction_features"): 2.0,
+            ("warehouse_queries", "time_split"): 0.0,
+            ("training_data", "write_shards"): 0.0,
+            ("training_data", "parquet_stream"): 0.0,
+            ("training_data", "shuffled"): 0.0,
+        },
+    ),
+    Chapter(
+        "software_testing",
+        ("preprocessing_tests", "ml_tests"),
+        24,
+        "preprocessing_tests",
+        partial_preprocessing_tests,
+        {
+            ("preprocessing_tests", "photo_batches"): 3.0,
+            ("preprocessing_tests", "model_input_tests"): 1.0,
+            ("preprocessing_tests", "check_model_input"): 3.0,
+            ("ml_tests", "history_tests"): 0.0,
+            ("ml_tests", "overfit_one_batch"): 0.0,
+            ("ml_tests", "time_split_leaks"): 0.0,
+        },
+    ),
+    Chapter(
+        "gpu_training",
+        ("training_step", "resume_and_measure"),
+        22,
+        "training_step",
+        partial_training_step,
+        {
+            ("training_step", "train_step"): 3.0,
+            ("training_step", "scaled_step"): 4.0,
+            ("training_step", "make_loader"): 2.0,
+            ("resume_and_measure", "save_checkpoint"): 0.0,
+            ("resume_and_measure", "resume"): 0.0,
+            ("resume_and_measure", "throughput"): 0.0,
+        },
+    ),
+    Chapter(
+        "serving",
+        ("scoring_service", "latency_and_batching"),
+        30,
+        "scoring_service",
+        partial_scoring_service,
+        {
+            ("scoring_service", "schemas"): 4.0,
+            ("scoring_service", "create_app"): 8.0,
+            ("scoring_service", "instrument"): 3.0,
+            ("latency_and_batching", "latency_report"): 0.0,
+            ("latency_and_batching", "micro_batcher"): 0.0,
+            ("latency_and_batching", "load_test"): 0.0,
+        },
+    ),
+]
+BY_NAME = {chapter.name: chapter for chapter in CHAPTERS}
+
+
+def write_class(submitted: Path, chapters: list[Chapter]) -> Path:
+    """An nbgrader submitted/ tree of three learners, each handing in every chapter of ``chapters``.
+
+    ``full`` hands in the solutions, ``zero`` the untouched exercises, and ``partial`` the
+    chapter's partial notebook with its other exercises untouched.
+    """
+    for chapter in chapters:
+        for exercise in chapter.exercises:
+            shutil.copy(SOLUTIONS / chapter.name / f"{exercise}.ipynb", mkdir(submitted / "full" / chapter.name))
+            shutil.copy(EXERCISES / chapter.name / f"{exercise}.ipynb", mkdir(submitted / "zero" / chapter.name))
+            if exercise != chapter.partial_exercise:
+                shutil.copy(EXERCISES / chapter.name / f"{exercise}.ipynb", mkdir(submitted / "partial" / chapter.name))
+        write(chapter.partial(), submitted / "partial" / chapter.name / f"{chapter.partial_exercise}.ipynb")
+    return submitted
+
+
+def write_variants(submitted: Path, chapter: str, variants: dict) -> None:
+    """One learner per variant: the reference notebook with text edits in one part's answer cell.
+
+    ``variants`` maps a learner's name to ``(exercise, part, [(old, new), ...], must_fail)``.
+    """
+    for student, (exercise, part, edits, _) in variants.items():
+        nb = solution(exercise, chapter)
+        cell = answer_cell(nb, f"{part}_answer")
+        for old, new in edits:
+            assert old in cell.source, f"{student}: the reference no longer contains {old!r}"
+            cell.source = cell.source.replace(old, new)
+        write(nb, submitted / student / chapter / f"{exercise}.ipynb")
+
+
+def assert_fails_exactly(result, exercise: str, must_fail: list[str]) -> None:
+    """The learner's tests of ``exercise`` that lost points are those ``must_fail`` names (by the start of their descriptions)."""
+    # A variant hands in one notebook: the other notebooks' tests are not the point.
+    tests = [t for t in result.tests if t.notebook == exercise]
+    assert tests, f"{result.student}: no test of {exercise} ran"
+    failed = sorted(t.name for t in tests if t.score < t.max_score)
+    assert len(failed) == len(must_fail) and all(any(f.startswith(m) for f in failed) for m in must_fail), (
+        f"{result.student}: expected exactly {must_fail} to fail, but these failed: {failed}"
+    )
+
+
+def hidden_test_points(path: Path) -> tuple[dict[str, float], dict[str, bool]]:
+    """(part -> points, part -> has a visible test), from the tests pytest collects in the file."""
+    points, visible = defaultdict(float), defaultdict(bool)
+    for test in planned_tests(path).values():
+        points[test.part] = round(points[test.part] + test.max_score, 6)
+        visible[test.part] |= test.visible
+    return dict(points), dict(visible)
+
+
+# --- A tiny course of our own, for testing the grader's machinery in seconds
+
+HIDDEN_NUMBERS = """
+import pytest
+
+@pytest.mark.graded("double", points=2, visible=True)
+def test_doubles(learner):
+    "Doubles a positive number."
+    assert learner.double(2) == 4, f"double(2) should be 4, got {learner.double(2)!r}"
+
+@pytest.mark.graded("double", points=1)
+def test_negative(learner):
+    "Doubles a negative number."
+    assert learner.double(-1) == -2, "double(-1) should be -2"
+
+@pytest.mark.graded("halve", points=1, visible=True)
+def test_halves(learner):
+    "Halves a number."
+    assert learner.halve(4) == 2, "halve(4) should be 2"
+"""
+
+
+def write_module(root: Path, source: str) -> None:
+    """A learner package ``cardfraud`` with one module, ``numbers``, holding ``source``."""
+    package = root / "cardfraud"
+    package.mkdir(parents=True, exist_ok=True)
+    (package / "__init__.py").touch()
+    (package / "numbers.py").write_text(textwrap.dedent(source))
+
+
+def nbgrader(course: Path, *args: str) -> None:
+    """Run an nbgrader command in ``course``; fail with its output if it fails."""
+    # nbgrader runs `alembic` by name to set up its database: it must be on PATH.
+    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    cmd = [sys.executable, "-m", "nbgrader", *args, "--log-level=WARN"]
+    done = subprocess.run(cmd, cwd=course, capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
