@@ -26,8 +26,10 @@ class PytestRun:
     counts: dict[str, int]  # from pytest's last line, e.g. {"failed": 1, "passed": 3}
 
 
-def run_pytest(project: str | Path, *args: str, expect: int = 0, env: Mapping[str, str | None] | None = None) -> PytestRun:
-    """Run ``python -m pytest ARGS`` in the folder ``project``, print its report, and check its exit code.
+def run_pytest(
+    project: str | Path, *args: str, expect: int = 0, env: Mapping[str, str | None] | None = None
+) -> PytestRun:
+    """Run ``python -m pytest ARGS`` in ``project``, print its report, and check its exit code.
 
     pytest runs in a fresh Python process, as it would from a terminal. ``expect`` is
     the exit code the page says the run ends with (0: every test passed; 1: some
@@ -62,12 +64,15 @@ def run_pytest(project: str | Path, *args: str, expect: int = 0, env: Mapping[st
     print(f"\n(exit code {result.returncode})")
     if result.returncode != expect:
         raise AssertionError(
-            f"pytest in {project} with arguments {list(args)} exited with code {result.returncode}, "
-            f"but the page says it exits with {int(expect)}: the text no longer describes what pytest does"
+            f"pytest in {project} with arguments {list(args)} exited with code "
+            f"{result.returncode}, but the page says it exits with {int(expect)}: "
+            "the text no longer describes what pytest does"
         )
     last_line = result.stdout.rstrip().rsplit("\n", 1)[-1]
     counts = {
         outcome: int(n)
-        for n, outcome in re.findall(r"(\d+) (passed|failed|errors?|skipped|deselected|xfailed|xpassed)", last_line)
+        for n, outcome in re.findall(
+            r"(\d+) (passed|failed|errors?|skipped|deselected|xfailed|xpassed)", last_line
+        )
     }
     return PytestRun(result.returncode, counts)

@@ -34,7 +34,7 @@ HOST = "127.0.0.1"  # loopback only: nothing outside this machine can reach a te
 
 
 class ServerDidNotStart(Exception):
-    """The app did not start serving: its start-up failed or took too long. The message says why."""
+    """The app did not serve: its start-up failed or took too long (the message says why)."""
 
 
 @dataclass
@@ -67,7 +67,9 @@ class RunningServer:
 
 
 @contextmanager
-def serve(app: Any, startup_timeout: float = 10.0, shutdown_timeout: float = 5.0) -> Iterator[RunningServer]:
+def serve(
+    app: Any, startup_timeout: float = 10.0, shutdown_timeout: float = 5.0
+) -> Iterator[RunningServer]:
     """Serve the ASGI ``app`` with uvicorn on 127.0.0.1 until the ``with`` block ends.
 
     Runs the app's lifespan: start-up first (raising ServerDidNotStart, with the app's
@@ -95,7 +97,9 @@ def serve(app: Any, startup_timeout: float = 10.0, shutdown_timeout: float = 5.0
     )
     server = _QuickServer(config)
     running = RunningServer(url=f"http://{HOST}:{port}", port=port)
-    thread = threading.Thread(target=_run, args=(server, sock), name=f"loopback-server-{port}", daemon=True)
+    thread = threading.Thread(
+        target=_run, args=(server, sock), name=f"loopback-server-{port}", daemon=True
+    )
     recorder = _ErrorRecorder(running._log, thread)
     uvicorn_log = logging.getLogger("uvicorn.error")
     uvicorn_log.addHandler(recorder)
@@ -110,7 +114,7 @@ def serve(app: Any, startup_timeout: float = 10.0, shutdown_timeout: float = 5.0
 
 
 def run_async(coroutine: Coroutine, timeout: float = 30.0) -> Any:
-    """Run ``coroutine`` in a new thread with its own event loop; return its result or raise its error.
+    """Run ``coroutine`` in a new thread with its own event loop; return its result or raise.
 
     After ``timeout`` seconds it is cancelled and TimeoutError is raised. A coroutine
     that blocks its loop (``time.sleep`` instead of ``await asyncio.sleep``) cannot be
@@ -131,7 +135,10 @@ def run_async(coroutine: Coroutine, timeout: float = 30.0) -> Any:
     thread.start()
     thread.join(timeout + 5.0)
     if thread.is_alive():
-        raise TimeoutError(f"did not finish within {timeout:g} s, and blocks its event loop (time.sleep or a busy loop?)")
+        raise TimeoutError(
+            f"did not finish within {timeout:g} s, and blocks its event loop "
+            "(time.sleep or a busy loop?)"
+        )
     if "error" in outcome:
         raise outcome["error"]
     return outcome.get("result")
@@ -159,14 +166,21 @@ def _run(server: uvicorn.Server, sock: socket.socket) -> None:
         server.failure = e  # type: ignore[attr-defined]
 
 
-def _wait_until_started(server: uvicorn.Server, thread: threading.Thread, running: RunningServer, timeout: float) -> None:
+def _wait_until_started(
+    server: uvicorn.Server, thread: threading.Thread, running: RunningServer, timeout: float
+) -> None:
     deadline = time.monotonic() + timeout
     while not server.started:
         if not thread.is_alive():
-            reason = "\n".join(running.errors) or repr(getattr(server, "failure", "no error was logged"))
+            reason = "\n".join(running.errors) or repr(
+                getattr(server, "failure", "no error was logged")
+            )
             raise ServerDidNotStart(f"the app did not start:\n{reason}")
         if time.monotonic() > deadline:
-            raise ServerDidNotStart(f"the app did not start within {timeout:g} s (is its start-up, the lifespan, stuck?)")
+            raise ServerDidNotStart(
+                f"the app did not start within {timeout:g} s "
+                "(is its start-up, the lifespan, stuck?)"
+            )
         time.sleep(0.002)
 
 

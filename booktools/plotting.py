@@ -84,7 +84,9 @@ def bar(
     labels = list(labels)
     values = [float(v) for v in values]
     if len(labels) != len(values):
-        raise ValueError(f"bar() got {len(labels)} labels but {len(values)} values; pass one value per label")
+        raise ValueError(
+            f"bar() got {len(labels)} labels but {len(values)} values; pass one value per label"
+        )
     if horizontal:
         bars = ax.barh(labels, values, color=color)
         # Axes that share a y axis share its direction: invert it only once.

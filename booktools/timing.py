@@ -27,7 +27,13 @@ class Timing:
         return self.items / self.seconds
 
 
-def measure(label: str, run: Callable[[], object], repeat: int = 3, warmup: int = 1, items: int | None = None) -> Timing:
+def measure(
+    label: str,
+    run: Callable[[], object],
+    repeat: int = 3,
+    warmup: int = 1,
+    items: int | None = None,
+) -> Timing:
     """Time ``run()``: ``warmup`` untimed calls, then the fastest of ``repeat`` calls.
 
     The fastest run is the one least disturbed by the rest of the machine; warm-up
