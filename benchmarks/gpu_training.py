@@ -22,7 +22,7 @@ import tempfile
 import torch
 from common import machine, reference, warehouse_at
 
-from casestudy.model import FraudNet
+from casestudy.model import FraudNet, FraudNetConfig
 from casestudy.training import n_merchants, read_shards, write_training_shards
 
 
@@ -39,7 +39,7 @@ def stepper(examples: tuple, batch_size: int, device: torch.device, amp_dtype, h
     """A model, an optimizer and a no-argument step over the next batch, for ``throughput``."""
     training = reference("training")
     torch.manual_seed(0)
-    model = FraudNet(n_merchants=merchants, hidden=hidden).to(device)
+    model = FraudNet(FraudNetConfig(n_merchants=merchants, hidden=hidden)).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     batches = list(zip(*(t.split(batch_size) for t in examples)))[:-1]  # full batches only
     if device.type == "cuda":

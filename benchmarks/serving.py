@@ -42,7 +42,7 @@ PAYMENT = {
     "payment_id": "p-1",
     "category": "electronics",
     "merchant_id": 17,
-    "log_amount_vs_usual": 1.2,
+    "log_amount_vs_card_avg_30d": 1.2,
     "log_payments_prev_1h": 0.7,
     "abroad": True,
     "night": False,

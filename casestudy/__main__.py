@@ -14,7 +14,9 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     data = commands.add_parser("data", help="generate the warehouse as Parquet")
     data.add_argument("out", type=Path)
-    data.add_argument("--rows", type=int, default=20_000, help="number of transactions (default 20,000)")
+    data.add_argument(
+        "--rows", type=int, default=20_000, help="number of transactions (default 20,000)"
+    )
     data.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     warehouse = generate_warehouse(args.out, n_transactions=args.rows, seed=args.seed)

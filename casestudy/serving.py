@@ -18,25 +18,27 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
 import torch
 
-from casestudy.model import FraudNet
-from casestudy.training import NUMERIC
+from casestudy.features import NUMERIC
+from casestudy.model import FraudNet, FraudNetConfig
 from casestudy.warehouse import CATEGORIES
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "weights.pt"
-BUNDLE_FORMAT = 1  # bumped when the layout changes, so an old service refuses a bundle it cannot read
-MODEL_SIZES = ("n_numeric", "n_categories", "embedding_dim", "hidden", "n_merchants")  # FraudNet's arguments
+# Bumped when the layout changes, so that an old service refuses a bundle it cannot read.
+BUNDLE_FORMAT = 1
+# The model's sizes as the config records them: the fields of FraudNetConfig.
+MODEL_SIZES = tuple(field.name for field in fields(FraudNetConfig))
 
 CATEGORY_NAMES: tuple[str, ...] = tuple(str(name) for name in CATEGORIES)
 # The range each numeric feature may take in a request. Training data lie well inside;
 # a value outside is a bug upstream (a ratio not logged, a count gone negative), not a payment.
 FEATURE_RANGES: dict[str, tuple[float, float]] = {
-    "log_amount_vs_usual": (-20.0, 20.0),
+    "log_amount_vs_card_avg_30d": (-20.0, 20.0),
     "log_payments_prev_1h": (0.0, 20.0),
 }
 MAX_BATCH = 256  # payments per /score/batch request
@@ -47,7 +49,7 @@ EXAMPLE_PAYMENT: dict = {
     "payment_id": "pay_0001",
     "category": "electronics",
     "merchant_id": 17,
-    "log_amount_vs_usual": 2.3,
+    "log_amount_vs_card_avg_30d": 2.3,
     "log_payments_prev_1h": 1.1,
     "abroad": True,
     "night": False,
@@ -69,8 +71,12 @@ class Bundle:
     n_merchants: int
     sha256: str
 
-    def to_tensors(self, payments: Sequence[Mapping]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(category, numeric, merchant)`` for ``model(*inputs)``, from payments as the request schema gives them.
+    def to_tensors(
+        self, payments: Sequence[Mapping]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(category, numeric, merchant)`` for ``model(*inputs)``, from payments.
+
+        The payments are mappings as the request schema gives them.
 
         Raises ValueError for a category the model does not know: the schema should have
         refused it already, and a clear error beats an index out of range.
@@ -78,14 +84,20 @@ class Bundle:
         index = {name: i for i, name in enumerate(self.categories)}
         unknown = sorted({p["category"] for p in payments} - index.keys())
         if unknown:
-            raise ValueError(f"unknown category {unknown[0]!r}: the model knows {', '.join(self.categories)}")
+            raise ValueError(
+                f"unknown category {unknown[0]!r}: the model knows {', '.join(self.categories)}"
+            )
         category = torch.tensor([index[p["category"]] for p in payments], dtype=torch.int64)
-        numeric = torch.tensor([[float(p[name]) for name in self.numeric_features] for p in payments], dtype=torch.float32)
+        numeric = torch.tensor(
+            [[float(p[name]) for name in self.numeric_features] for p in payments],
+            dtype=torch.float32,
+        )
         # Merchants that joined after training have no embedding row. Row 0 is never
         # trained (merchant ids start at 1), so it is the "unknown merchant" row: a new
         # merchant gets a score from its category and numbers instead of an error.
         merchant = torch.tensor(
-            [p["merchant_id"] if 0 < p["merchant_id"] < self.n_merchants else 0 for p in payments], dtype=torch.int64
+            [p["merchant_id"] if 0 < p["merchant_id"] < self.n_merchants else 0 for p in payments],
+            dtype=torch.int64,
         )
         return category, numeric, merchant
 
@@ -99,7 +111,10 @@ class Bundle:
 
 
 def save_bundle(model: FraudNet, folder: str | Path, version: str) -> Path:
-    """Write ``model`` as a bundle in ``folder``: ``weights.pt``, then ``config.json`` with their checksum."""
+    """Write ``model`` as a bundle in ``folder``: ``weights.pt``, then ``config.json``.
+
+    The config records the model's ``FraudNetConfig`` and the weights' checksum.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     weights = folder / WEIGHTS_FILE
@@ -107,7 +122,7 @@ def save_bundle(model: FraudNet, folder: str | Path, version: str) -> Path:
     config = {
         "format": BUNDLE_FORMAT,
         "version": version,
-        "model": _sizes(model),
+        "model": asdict(model.config),
         "categories": list(CATEGORY_NAMES),
         "numeric_features": list(NUMERIC),
         "weights": {"file": WEIGHTS_FILE, "sha256": _sha256(weights)},
@@ -119,7 +134,10 @@ def save_bundle(model: FraudNet, folder: str | Path, version: str) -> Path:
 
 
 def load_bundle(folder: str | Path) -> Bundle:
-    """Read a bundle written by ``save_bundle``; raise BundleError if it is missing, corrupt or inconsistent."""
+    """Read a bundle written by ``save_bundle``.
+
+    Raises BundleError if the bundle is missing, corrupt or inconsistent.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         raise BundleError(f"model bundle {folder} does not exist (or is not a folder)")
@@ -130,19 +148,27 @@ def load_bundle(folder: str | Path) -> Bundle:
     actual = _sha256(weights)
     if actual != config["weights"]["sha256"]:
         raise BundleError(
-            f"model bundle {folder}: checksum mismatch for {weights.name} (SHA-256 {actual[:12]}..., "
-            f"{CONFIG_FILE} expects {config['weights']['sha256'][:12]}...): the file is corrupt or belongs to another bundle"
+            f"model bundle {folder}: checksum mismatch for {weights.name} "
+            f"(SHA-256 {actual[:12]}..., {CONFIG_FILE} expects "
+            f"{config['weights']['sha256'][:12]}...): "
+            "the file is corrupt or belongs to another bundle"
         )
     sizes = config["model"]
-    if sizes["n_categories"] != len(config["categories"]) or sizes["n_numeric"] != len(config["numeric_features"]):
-        raise BundleError(f"model bundle {folder}: {CONFIG_FILE} lists a vocabulary or features that its model sizes do not fit")
+    n_categories, n_numeric = len(config["categories"]), len(config["numeric_features"])
+    if sizes["n_categories"] != n_categories or sizes["n_numeric"] != n_numeric:
+        raise BundleError(
+            f"model bundle {folder}: {CONFIG_FILE} lists a vocabulary or features "
+            "that its model sizes do not fit"
+        )
     try:
-        model = FraudNet(**sizes)
+        model = FraudNet(FraudNetConfig(**sizes))
         # weights_only: a bundle is data, and unpickling arbitrary objects would run their code.
         model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
     except (RuntimeError, TypeError, ValueError, EOFError) as e:
         first_line = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise BundleError(f"model bundle {folder}: {CONFIG_FILE} does not match {weights.name} ({first_line})") from None
+        raise BundleError(
+            f"model bundle {folder}: {CONFIG_FILE} does not match {weights.name} ({first_line})"
+        ) from None
     return Bundle(
         model=model.eval(),
         version=str(config["version"]),
@@ -153,28 +179,19 @@ def load_bundle(folder: str | Path) -> Bundle:
     )
 
 
-def example_bundle(folder: str | Path, version: str = "example-1", n_merchants: int = 200, seed: int = 0) -> Path:
+def example_bundle(
+    folder: str | Path, version: str = "example-1", n_merchants: int = 200, seed: int = 0
+) -> Path:
     """An untrained FraudNet, seeded, saved as a bundle: what serving exercises and tests serve.
 
     The serving chapter is about the service, not the model's quality; a trained model
     comes from the GPU chapter and is saved the same way.
     """
-    torch.manual_seed(seed)
-    return save_bundle(FraudNet(n_merchants=n_merchants), folder, version)
-
-
-def _sizes(model: FraudNet) -> dict[str, int]:
-    # FraudNet keeps no record of its arguments: they are read back from its layers.
-    n_merchants = model.merchant.num_embeddings if model.merchant is not None else 0
-    n_embedded = model.category.embedding_dim * (2 if n_merchants else 1)
-    first = model.mlp[0]
-    return {
-        "n_numeric": first.in_features - n_embedded,
-        "n_categories": model.category.num_embeddings,
-        "embedding_dim": model.category.embedding_dim,
-        "hidden": first.out_features,
-        "n_merchants": n_merchants,
-    }
+    # A forked generator: the seed fixes these weights without touching the caller's.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = FraudNet(FraudNetConfig(n_merchants=n_merchants))
+    return save_bundle(model, folder, version)
 
 
 def _read_config(folder: Path) -> dict:
@@ -184,23 +201,40 @@ def _read_config(folder: Path) -> dict:
     try:
         config = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise BundleError(f"model bundle {folder}: {CONFIG_FILE} is not valid JSON ({e})") from None
+        raise BundleError(
+            f"model bundle {folder}: {CONFIG_FILE} is not valid JSON ({e})"
+        ) from None
     if not isinstance(config, dict) or config.get("format") != BUNDLE_FORMAT:
-        raise BundleError(f"model bundle {folder}: {CONFIG_FILE} is not a bundle config of format {BUNDLE_FORMAT}")
-    missing = [key for key in ("version", "model", "categories", "numeric_features", "weights") if key not in config]
+        raise BundleError(
+            f"model bundle {folder}: {CONFIG_FILE} is not a bundle config "
+            f"of format {BUNDLE_FORMAT}"
+        )
+    missing = [
+        key
+        for key in ("version", "model", "categories", "numeric_features", "weights")
+        if key not in config
+    ]
     if missing:
         raise BundleError(f"model bundle {folder}: {CONFIG_FILE} lacks {', '.join(missing)}")
     weights, sizes = config["weights"], config["model"]
-    # The weights file is named by the config: only a plain name inside the bundle's folder will do.
+    # The config names the weights file: only a plain name, inside the bundle's folder, will do.
     if (
         not isinstance(weights, dict)
         or not isinstance(weights.get("sha256"), str)
         or Path(str(weights.get("file"))).name != weights.get("file")
     ):
-        raise BundleError(f"model bundle {folder}: {CONFIG_FILE} must name the weights file (in the bundle) and its sha256")
-    if not isinstance(sizes, dict) or set(sizes) != set(MODEL_SIZES) or not all(isinstance(v, int) for v in sizes.values()):
         raise BundleError(
-            f"model bundle {folder}: {CONFIG_FILE} must give the model's sizes {', '.join(MODEL_SIZES)} as integers"
+            f"model bundle {folder}: {CONFIG_FILE} must name the weights file "
+            "(in the bundle) and its sha256"
+        )
+    if (
+        not isinstance(sizes, dict)
+        or set(sizes) != set(MODEL_SIZES)
+        or not all(isinstance(v, int) for v in sizes.values())
+    ):
+        raise BundleError(
+            f"model bundle {folder}: {CONFIG_FILE} must give the model's sizes "
+            f"{', '.join(MODEL_SIZES)} as integers"
         )
     return config
 

@@ -1,11 +1,11 @@
 """The fraud model's training data: written once as Parquet shards, streamed into tensors.
 
 The GPU chapter trains ``FraudNet`` with merchant embeddings on the warehouse's
-payments. The features are those of the testing chapter, computed point-in-time
-correct in DuckDB:
+payments. The features are ``features.NUMERIC``, those of the testing chapter,
+computed point-in-time correct in DuckDB:
 
-- ``log_amount_vs_usual``: log of the amount over the card's mean of the 30 days
-  before (0 without history);
+- ``log_amount_vs_card_avg_30d``: log of the amount over the card's mean of the 30
+  days before (0 without history);
 - ``log_payments_prev_1h``: ``log(1 + n)`` for the card's payments in the hour before;
 - ``abroad``: 1 when the merchant's country is not the card's home country;
 - ``night``: 1 between midnight and 6 a.m.
@@ -29,22 +29,36 @@ import pyarrow.parquet as pq
 import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
-from casestudy.features import card_velocity
-from casestudy.model import Batch
+from casestudy.features import NUMERIC, card_velocity
+from casestudy.model import MerchantBatch
 from casestudy.warehouse import CATEGORIES, Warehouse, warehouse_connection
 
-NUMERIC = ["log_amount_vs_usual", "log_payments_prev_1h", "abroad", "night"]
+__all__ = [
+    "MATURITY_DAYS",
+    "NUMERIC",
+    "TRAIN_END",
+    "ShardStream",
+    "n_merchants",
+    "read_shards",
+    "write_training_shards",
+]
+
 TRAIN_END = "2025-05-01"
 MATURITY_DAYS = 30
 
 
 def n_merchants(warehouse: Warehouse) -> int:
     """Rows of the merchant embedding table: merchant ids run from 1 to the largest id."""
-    return int(duckdb.sql(f"SELECT max(merchant_id) + 1 FROM read_parquet('{warehouse.glob('merchants')}')").fetchall()[0][0])
+    sql = "SELECT max(merchant_id) + 1 FROM read_parquet(?)"
+    return int(duckdb.sql(sql, params=[warehouse.glob("merchants")]).fetchall()[0][0])
 
 
 def write_training_shards(
-    warehouse: Warehouse, folder: str | Path, rows_per_shard: int = 50_000, train_end: str = TRAIN_END, seed: int = 0
+    warehouse: Warehouse,
+    folder: str | Path,
+    rows_per_shard: int = 50_000,
+    train_end: str = TRAIN_END,
+    seed: int = 0,
 ) -> list[Path]:
     """Write the training set as numbered Parquet shards in ``folder``; return their paths.
 
@@ -55,32 +69,42 @@ def write_training_shards(
     folder.mkdir(parents=True, exist_ok=True)
     con = warehouse_connection(warehouse)
     card_velocity(con).create_view("velocity")
-    categories = ", ".join(f"'{name}'" for name in CATEGORIES)
-    table = con.sql(
-        f"""
-        SELECT
-            list_position([{categories}], m.category)::BIGINT - 1 AS category,
-            t.merchant_id::BIGINT AS merchant,
-            coalesce(ln(t.amount / avg(t.amount) OVER (
-                PARTITION BY t.card_id ORDER BY t.ts
-                RANGE BETWEEN INTERVAL 30 DAYS PRECEDING AND INTERVAL 1 MICROSECOND PRECEDING
-            )), 0)::FLOAT AS log_amount_vs_usual,
-            ln(1 + v.n_prev_1h)::FLOAT AS log_payments_prev_1h,
-            (m.country <> c.home_country)::FLOAT AS abroad,
-            (hour(t.ts) < 6)::FLOAT AS night,
-            -- A chargeback reported after the training date was not known on it.
-            (cb.reported_at IS NOT NULL AND cb.reported_at < TIMESTAMP '{train_end}')::FLOAT AS label,
-            t.ts
-        FROM transactions AS t
-        JOIN merchants AS m USING (merchant_id)
-        JOIN cards AS c USING (card_id)
-        JOIN velocity AS v USING (transaction_id)
-        LEFT JOIN chargebacks AS cb USING (transaction_id)
+    rows = con.sql(
         """
-    )
-    mature = table.filter(f"ts < TIMESTAMP '{train_end}' - INTERVAL {MATURITY_DAYS} DAYS")
-    # A seeded hash gives a random order that is the same on every machine.
-    rows = mature.order(f"hash(merchant, log_amount_vs_usual, ts, {seed})").select("* EXCLUDE (ts)").to_arrow_table()
+        WITH examples AS (
+            SELECT
+                list_position($categories, m.category)::BIGINT - 1 AS category,
+                t.merchant_id::BIGINT AS merchant,
+                coalesce(ln(t.amount / avg(t.amount) OVER (
+                    PARTITION BY t.card_id ORDER BY t.ts
+                    RANGE BETWEEN INTERVAL 30 DAYS PRECEDING AND INTERVAL 1 MICROSECOND PRECEDING
+                )), 0)::FLOAT AS log_amount_vs_card_avg_30d,
+                ln(1 + v.n_prev_1h)::FLOAT AS log_payments_prev_1h,
+                (m.country <> c.home_country)::FLOAT AS abroad,
+                (hour(t.ts) < 6)::FLOAT AS night,
+                -- A chargeback reported after the training date was not known on it.
+                (cb.reported_at IS NOT NULL AND cb.reported_at < $train_end::TIMESTAMP)::FLOAT
+                    AS label,
+                t.ts
+            FROM transactions AS t
+            JOIN merchants AS m USING (merchant_id)
+            JOIN cards AS c USING (card_id)
+            JOIN velocity AS v USING (transaction_id)
+            LEFT JOIN chargebacks AS cb USING (transaction_id)
+        )
+        SELECT * EXCLUDE (ts)
+        FROM examples
+        WHERE ts < $train_end::TIMESTAMP - INTERVAL ($maturity_days) DAYS
+        -- A seeded hash gives a random order that is the same on every machine.
+        ORDER BY hash(merchant, log_amount_vs_card_avg_30d, ts, $seed)
+        """,
+        params={
+            "categories": list(CATEGORIES),
+            "train_end": train_end,
+            "maturity_days": MATURITY_DAYS,
+            "seed": seed,
+        },
+    ).to_arrow_table()
     paths = []
     for index, start in enumerate(range(0, rows.num_rows, rows_per_shard)):
         paths.append(folder / f"shard-{index:05d}.parquet")
@@ -88,13 +112,13 @@ def write_training_shards(
     return paths
 
 
-def read_shards(paths: list[Path]) -> Batch:
-    """Every row of the shards as one batch in memory: ``(category, numeric, merchant, labels)``."""
+def read_shards(paths: list[Path]) -> MerchantBatch:
+    """Every row of the shards as one ``MerchantBatch`` in memory."""
     return _as_batch(pa.concat_tables(pq.read_table(path) for path in paths))
 
 
 class ShardStream(IterableDataset):
-    """Batches of ``(category, numeric, merchant, labels)`` streamed from Parquet shards.
+    """``MerchantBatch``es streamed from Parquet shards.
 
     Each ``DataLoader`` worker reads its own share of the shards, in an order that
     changes every epoch (call ``set_epoch``) but is fixed by ``seed``. Workers hold a
@@ -108,24 +132,31 @@ class ShardStream(IterableDataset):
     def __init__(self, paths: list[Path], batch_size: int = 1024, seed: int = 0):
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        self.paths, self.batch_size, self.seed, self.epoch = [Path(p) for p in paths], batch_size, seed, 0
+        self.paths, self.batch_size, self.seed, self.epoch = (
+            [Path(p) for p in paths],
+            batch_size,
+            seed,
+            0,
+        )
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def __iter__(self) -> Iterator[Batch]:
+    def __iter__(self) -> Iterator[MerchantBatch]:
         order = np.random.default_rng([self.seed, self.epoch]).permutation(len(self.paths))
         worker = get_worker_info()
         mine = order if worker is None else order[worker.id :: worker.num_workers]
         for index in mine:
-            for record_batch in pq.ParquetFile(self.paths[index]).iter_batches(batch_size=self.batch_size):
+            for record_batch in pq.ParquetFile(self.paths[index]).iter_batches(
+                batch_size=self.batch_size
+            ):
                 yield _as_batch(record_batch)
 
 
-def _as_batch(table: pa.Table | pa.RecordBatch) -> Batch:
+def _as_batch(table: pa.Table | pa.RecordBatch) -> MerchantBatch:
     # Arrow's memory is read-only and tensors are writable: one copy per column is the price.
     numeric = np.stack([table.column(name).to_numpy() for name in NUMERIC], axis=1)
-    return (
+    return MerchantBatch(
         torch.tensor(table.column("category").to_numpy()),
         torch.from_numpy(numeric),
         torch.tensor(table.column("merchant").to_numpy()),

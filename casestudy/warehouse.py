@@ -53,7 +53,10 @@ CATEGORY_PRICE = np.array([1.0, 0.8, 1.1, 0.7, 2.5, 2.0, 6.0, 5.0, 2.0, 0.6])
 CATEGORY_ONLINE = np.array([0.05, 0.1, 0.02, 0.1, 0.6, 0.35, 0.6, 0.5, 0.7, 1.0])
 RISKY_CATEGORIES = np.array([6, 7, 8, 9])  # travel, electronics, gift cards, gaming
 # Share of payments by hour of day for legitimate spend: quiet nights, busy evenings.
-HOUR_WEIGHTS = np.array([1, 0.5, 0.3, 0.2, 0.2, 0.4, 1, 2, 3.5, 4.5, 5, 5.5, 6.5, 6, 5.5, 5.5, 6, 6.5, 7, 6.5, 5, 4, 3, 2])
+HOUR_WEIGHTS = np.array(
+    [1, 0.5, 0.3, 0.2, 0.2, 0.4, 1, 2, 3.5, 4.5, 5, 5.5]  # midnight to noon
+    + [6.5, 6, 5.5, 5.5, 6, 6.5, 7, 6.5, 5, 4, 3, 2]  # noon to midnight
+)
 HOUR_WEIGHTS = HOUR_WEIGHTS / HOUR_WEIGHTS.sum()
 
 FRAUD_SHARE = 0.012  # share of payments that are fraudulent
@@ -176,10 +179,16 @@ def _make_merchants(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     n_pairs = len(COUNTRIES) * len(CATEGORIES)
     extra = max(0, n - n_pairs)
     country = np.concatenate(
-        [np.repeat(np.arange(len(COUNTRIES)), len(CATEGORIES)), rng.choice(len(COUNTRIES), extra, p=COUNTRY_WEIGHTS)]
+        [
+            np.repeat(np.arange(len(COUNTRIES)), len(CATEGORIES)),
+            rng.choice(len(COUNTRIES), extra, p=COUNTRY_WEIGHTS),
+        ]
     )
     category = np.concatenate(
-        [np.tile(np.arange(len(CATEGORIES)), len(COUNTRIES)), rng.choice(len(CATEGORIES), extra, p=CATEGORY_WEIGHTS)]
+        [
+            np.tile(np.arange(len(CATEGORIES)), len(COUNTRIES)),
+            rng.choice(len(CATEGORIES), extra, p=CATEGORY_WEIGHTS),
+        ]
     )
     order = np.lexsort((category, country))  # grouped by country, then category
     return {
@@ -253,7 +262,9 @@ def _make_transactions(
     all_card = np.concatenate([card, f_card])
     all_merchant = np.concatenate([merchant, f_merchant])
     category = merchants["_category"][all_merchant]
-    amount = cards["_scale"][all_card] * CATEGORY_PRICE[category] * np.concatenate([price, f_price])
+    amount = (
+        cards["_scale"][all_card] * CATEGORY_PRICE[category] * np.concatenate([price, f_price])
+    )
     online_p = np.where(np.arange(n) < n_normal, CATEGORY_ONLINE[category], 0.85)
     is_fraud = np.arange(n) >= n_normal
     ts = START + np.concatenate([offset, f_offset]).astype("timedelta64[us]")
@@ -289,12 +300,17 @@ def _make_chargebacks(
     snapshot: np.datetime64,
 ) -> dict[str, np.ndarray]:
     n = len(fraud)
-    disputed = np.where(fraud, rng.random(n) < REPORTED_SHARE, rng.random(n) < FRIENDLY_FRAUD_SHARE)
+    disputed = np.where(
+        fraud, rng.random(n) < REPORTED_SHARE, rng.random(n) < FRIENDLY_FRAUD_SHARE
+    )
     delay_days = rng.lognormal(np.log(12), 0.7, n)
     reported_at = transactions["ts"] + (delay_days * US_PER_DAY).astype("timedelta64[us]")
     # A report filed after the warehouse snapshot has not reached it yet.
     known = disputed & (reported_at <= snapshot)
-    return {"transaction_id": transactions["transaction_id"][known], "reported_at": reported_at[known]}
+    return {
+        "transaction_id": transactions["transaction_id"][known],
+        "reported_at": reported_at[known],
+    }
 
 
 def _write_by_month(transactions: dict[str, np.ndarray], folder: Path, chunk: int) -> None:
@@ -304,7 +320,9 @@ def _write_by_month(transactions: dict[str, np.ndarray], folder: Path, chunk: in
         rows = np.flatnonzero(month == value)
         part = folder / f"month={value}"
         part.mkdir(exist_ok=True)
-        pq.write_table(table.take(rows), part / f"part-{chunk:05d}.parquet", row_group_size=256_000)
+        pq.write_table(
+            table.take(rows), part / f"part-{chunk:05d}.parquet", row_group_size=256_000
+        )
 
 
 TABLES = ("cards", "merchants", "transactions", "chargebacks")
@@ -319,14 +337,22 @@ def warehouse_connection(warehouse: Warehouse) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     for table in TABLES:
         hive = ", hive_partitioning = true" if table == "transactions" else ""
-        con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{warehouse.glob(table)}'{hive})")
+        # A view cannot take parameters: the name comes from TABLES and the path is quoted.
+        path = warehouse.glob(table).replace("'", "''")
+        con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{path}'{hive})")
     return con
 
 
 def tiny_warehouse(**tables: Mapping[str, Sequence]) -> duckdb.DuckDBPyConnection:
-    """A connection holding small hand-made tables, for edge cases a generator rarely hits."""
+    """A connection holding small hand-made versions of the warehouse's tables (``TABLES``).
+
+    For the edge cases a generator rarely hits.
+    """
     con = duckdb.connect()
     for name, columns in tables.items():
+        # Table names cannot be parameters: only the warehouse's own tables are allowed.
+        if name not in TABLES:
+            raise ValueError(f"unknown table {name!r}: the warehouse has {', '.join(TABLES)}")
         con.register(f"_{name}", pa.table(dict(columns)))
         con.execute(f"CREATE TABLE {name} AS SELECT * FROM _{name}")
         con.unregister(f"_{name}")

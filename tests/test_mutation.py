@@ -17,7 +17,7 @@ CHAPTER = "software_testing"
 # (notebook, mutation-graded part, fixture name, points)
 MUTATION_PARTS = [
     ("preprocessing_tests", "model_input_tests", "to_model_input", 6),
-    ("ml_tests", "history_tests", "amount_vs_history", 6),
+    ("ml_tests", "history_tests", "amount_vs_card_avg_30d", 6),
 ]
 
 
@@ -63,15 +63,15 @@ CALLS_ONLY = {
             to_model_input(photos, 32)
             to_model_input(photos[:1], 16)
         """,
-    "amount_vs_history": """
+    "amount_vs_card_avg_30d": """
         import duckdb
 
-        def test_calls(amount_vs_history):
+        def test_calls(amount_vs_card_avg_30d):
             con = duckdb.connect()
             con.execute("CREATE TABLE transactions (transaction_id INTEGER, card_id VARCHAR, ts TIMESTAMP, amount DOUBLE)")
             con.execute("INSERT INTO transactions VALUES (1, 'a', '2025-03-01 10:00', 5), (2, 'a', '2025-03-04 10:10', 7), "
                         "(3, 'b', '2025-03-05 10:20', 1), (4, 'a', '2025-03-20 11:00', 2)")
-            amount_vs_history(con).fetchall()
+            amount_vs_card_avg_30d(con).fetchall()
         """,
 }
 

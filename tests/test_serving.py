@@ -25,7 +25,7 @@ from autograder.batch import grade_class
 from autograder.export import export_notebook
 from autograder.paths import SOLUTIONS, hidden_tests_dir
 from booktools.loopback import ServerDidNotStart, run_async, serve
-from casestudy.model import FraudNet
+from casestudy.model import FraudNet, FraudNetConfig
 from casestudy.serving import (
     CATEGORY_NAMES,
     EXAMPLE_PAYMENT,
@@ -258,7 +258,7 @@ def bad_requests() -> list[tuple[str, str, str, bytes | str]]:
         ("a merchant id that is a string", "POST", "/score", changed(merchant_id="17")),
         ("a merchant id that is a fraction", "POST", "/score", changed(merchant_id=1.5)),
         ("a negative merchant id", "POST", "/score", changed(merchant_id=-1)),
-        ("a boolean as a number", "POST", "/score", changed(log_amount_vs_usual=True)),
+        ("a boolean as a number", "POST", "/score", changed(log_amount_vs_card_avg_30d=True)),
         ("a string as a boolean", "POST", "/score", changed(abroad="yes")),
         ("an empty payment id", "POST", "/score", changed(payment_id="")),
         ("a payment id of 10,000 characters", "POST", "/score", changed(payment_id="p" * 10_000)),
@@ -336,7 +336,7 @@ def test_the_notebook_states_the_case_studys_contract(reference_service):
 def test_a_bundle_round_trips(tmp_path):
     "Does a loaded bundle predict exactly what the saved model does, with its version and vocabulary?"
     torch.manual_seed(1)
-    model = FraudNet(n_merchants=40, hidden=16).eval()
+    model = FraudNet(FraudNetConfig(n_merchants=40, hidden=16)).eval()
     bundle = load_bundle(save_bundle(model, tmp_path / "b", version="v7"))
     payments = [{**EXAMPLE_PAYMENT, "category": name, "merchant_id": i} for i, name in enumerate(CATEGORY_NAMES)]
     with torch.inference_mode():

@@ -14,14 +14,14 @@ import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
-from casestudy.model import FraudNet, random_batch
+from casestudy.model import FraudNet, FraudNetConfig, random_batch
 
 N_MERCHANTS = 30
 
 
 def model_and_batch(device: torch.device, seed: int = 0, n: int = 64) -> tuple[nn.Module, tuple]:
     torch.manual_seed(seed)
-    return FraudNet(n_merchants=N_MERCHANTS).to(device), random_batch(n, seed=seed, n_merchants=N_MERCHANTS)
+    return FraudNet(FraudNetConfig(n_merchants=N_MERCHANTS)).to(device), random_batch(n, seed=seed, n_merchants=N_MERCHANTS)
 
 
 def bce(model: nn.Module, batch: tuple, device: torch.device) -> torch.Tensor:
@@ -194,7 +194,7 @@ def reference_fp16_step(model, batch, optimizer, scaler, device, max_grad_norm=N
 def test_overflow_skips_the_step_and_lowers_the_scale(learner, device):
     "When the scaled gradients overflow, leaves the weights alone and halves the scale."
     torch.manual_seed(1)
-    untouched = FraudNet(n_merchants=N_MERCHANTS).to(device)
+    untouched = FraudNet(FraudNetConfig(n_merchants=N_MERCHANTS)).to(device)
     model, scaler, _, _ = scaled_run(learner.scaled_step, device, init_scale=2.0**60)
     assert_same_weights(model, untouched, "after a step whose gradients overflowed (let scaler.step skip it)", atol=0)
     assert scaler.get_scale() == 2.0**59, (

@@ -23,7 +23,7 @@ from fastapi import FastAPI, HTTPException
 from pydantic import ValidationError
 
 from booktools.loopback import ServerDidNotStart, run_async, serve
-from casestudy.model import FraudNet
+from casestudy.model import FraudNet, FraudNetConfig
 from casestudy.serving import (
     CATEGORY_NAMES,
     EXAMPLE_PAYMENT,
@@ -60,7 +60,7 @@ def payment(i: int = 0, **changes) -> dict:
         "payment_id": f"pay_{i:05d}",
         "category": CATEGORY_NAMES[i % len(CATEGORY_NAMES)],
         "merchant_id": (i * 37) % 300,
-        "log_amount_vs_usual": round(math.sin(i) * 3, 3),
+        "log_amount_vs_card_avg_30d": round(math.sin(i) * 3, 3),
         "log_payments_prev_1h": (i % 5) * 0.7,
         "abroad": i % 3 == 0,
         "night": i % 4 == 1,
@@ -359,7 +359,7 @@ def broken_bundles(folder) -> dict:
         f.write(b"\xff" * 8)
     mismatched = example_bundle(folder / "mismatched", version=VERSION)
     config = json.loads((mismatched / "config.json").read_text())
-    wider = save_bundle(FraudNet(n_merchants=250, hidden=64), folder / "wider", version=VERSION)
+    wider = save_bundle(FraudNet(FraudNetConfig(n_merchants=250, hidden=64)), folder / "wider", version=VERSION)
     config["weights"]["sha256"] = json.loads((wider / "config.json").read_text())["weights"]["sha256"]
     shutil.copy(wider / "weights.pt", mismatched / "weights.pt")
     (mismatched / "config.json").write_text(json.dumps(config))

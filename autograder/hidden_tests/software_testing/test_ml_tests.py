@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from autograder.mutation import Mutant, assert_tests_catch
-from casestudy.features import amount_vs_history
+from casestudy.features import amount_vs_card_avg_30d
 from casestudy.model import FraudNet, random_batch
 
 # --- Part 1: history_tests (graded by the bugs your tests catch) -------------------------
@@ -54,15 +54,15 @@ HIDDEN_BUGS = [
 @pytest.mark.graded("history_tests", points=0.6, visible=True)
 @pytest.mark.parametrize("bug", VISIBLE_BUGS, ids=lambda bug: bug.behaviour)
 def test_tests_catch_a_visible_bug(learner, bug):
-    "Your tests catch an amount_vs_history that {bug}."
-    assert_tests_catch(learner, amount_vs_history, bug)
+    "Your tests catch an amount_vs_card_avg_30d that {bug}."
+    assert_tests_catch(learner, amount_vs_card_avg_30d, bug)
 
 
 @pytest.mark.graded("history_tests", points=0.6)
 @pytest.mark.parametrize("bug", HIDDEN_BUGS, ids=lambda bug: bug.behaviour)
 def test_tests_catch_a_hidden_bug(learner, bug):
-    "Your tests catch an amount_vs_history that {bug}."
-    assert_tests_catch(learner, amount_vs_history, bug)
+    "Your tests catch an amount_vs_card_avg_30d that {bug}."
+    assert_tests_catch(learner, amount_vs_card_avg_30d, bug)
 
 
 # --- Part 2: overfit_one_batch -------------------------------------------------------------
