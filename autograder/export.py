@@ -108,9 +108,9 @@ def export_notebook(path: str | Path, to: str | Path = ".", skipped: list[str] |
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text("__all__ = []\n")  # nbdev updates this list as it exports into the module
     with tempfile.TemporaryDirectory(prefix="autograder-notebook-") as tmp:
-        # nbdev reads a file: give it the notebook as checked, without the cells left out.
+        # nbdev reads a file: give it only what was checked, never the submitted notebook.
         checked = Path(tmp) / path.name
-        nbformat.write(notebook, checked)
+        nbformat.write(_rebuilt(default, export_cells), checked)
         try:
             nb_export(str(checked), lib_path=str(package), solo_nb=True)
         except Exception as e:  # nbdev's own checks fail with bare assertions
@@ -119,6 +119,26 @@ def export_notebook(path: str | Path, to: str | Path = ".", skipped: list[str] |
         if not target.exists():
             raise ExportError(f"exporting {path.name} wrote no module {target.relative_to(package.parent)}")
     return targets
+
+
+# nbdev obeys directives beyond the `#| export` line checked above: more of them under
+# it, `# | ...` with a space, `exporti`, a second `default_exp`, cell and notebook
+# metadata. A module name with a leading dot is a path from /, and nbdev appends to that
+# file. So nbdev gets a notebook rebuilt from the checked cells alone: one default_exp,
+# each cell's checked directive, and no metadata.
+DIRECTIVE_LINE = re.compile(r"^[ \t]*#[ \t]*\|")
+
+
+def _rebuilt(default: str, export_cells: list[nbformat.NotebookNode]) -> nbformat.NotebookNode:
+    """A notebook of the default_exp and the checked export cells, each with only its checked directive."""
+    cells = [nbformat.v4.new_code_cell(f"#| default_exp {default}")]
+    for cell in export_cells:
+        module = EXPORT.search(cell.source).group(1)
+        lines = cell.source.splitlines()
+        first_code = next((i for i, line in enumerate(lines) if not DIRECTIVE_LINE.match(line)), len(lines))
+        directive = f"#| export {module}" if module else "#| export"
+        cells.append(nbformat.v4.new_code_cell("\n".join([directive, *lines[first_code:]])))
+    return nbformat.v4.new_notebook(cells=cells)
 
 
 def _checked(module: str, path: Path) -> str:

@@ -6,7 +6,9 @@ two tests, `halve` 1), so every expected score can be checked by hand.
 """
 
 import json
+import shutil
 import tempfile
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -273,3 +275,44 @@ def test_a_submission_cannot_change_its_neighbours_tests(tmp_path, monkeypatch, 
     assert reached, "the raider reached no neighbour, so the private /tmp above proves nothing"
     for result in reached:
         assert result.score == 0 and all(t.output.startswith(TAMPERED) for t in result.tests), feedback(result)
+
+
+def directive_attacks(victim: str) -> dict[str, bytes]:
+    """Notebooks whose extra nbdev directives point an export at ``victim`` (a dotted path from /).
+
+    nbdev obeys more than the `#| export` lines that the grader checks: a second directive,
+    one written `# | ...`, `exporti`, a second `default_exp`. A module name with a leading
+    dot is a path from the root, and nbdev appends to that file from the grader's process.
+    """
+    attacks = {
+        "a second directive under `#| export`": [f"#| export\n#| exporti .{victim}\n{GOOD}"],
+        "`# | export` with a space": [f"#| export\n{GOOD}", f"# | export .{victim}\nPWNED = 1\n"],
+        "`#| exporti`": [f"#| export\n{GOOD}", f"#| exporti .{victim}\nPWNED = 2\n"],
+        "a second `default_exp`": [f"#| default_exp .{victim}", f"#| export\n{GOOD}"],
+    }
+    return {
+        kind: nbformat.writes(notebook(code_cell("#| default_exp numbers"), *map(code_cell, cells))).encode()
+        for kind, cells in attacks.items()
+    }
+
+
+def test_export_directives_cannot_write_outside_the_package(tmp_path):
+    "Does a notebook whose nbdev directives name a file outside the package earn its honest points and leave that file alone?"
+    # A folder whose path is a dotted name (no dashes), as the attack needs.
+    victims = Path(tempfile.mkdtemp(prefix="victim_"))
+    try:
+        victim = victims / "grader_source.py"
+        victim.write_text("# the grader's own code\n")
+        dotted = ".".join(victim.with_suffix("").parts[1:])
+        (tmp_path / "hidden" / "numbers").mkdir(parents=True)
+        (tmp_path / "hidden" / "numbers" / "test_numbers.py").write_text(HIDDEN_NUMBERS)
+        for kind, content in directive_attacks(dotted).items():
+            path = tmp_path / "submitted" / kind / "numbers" / "numbers.ipynb"
+            path.parent.mkdir(parents=True)
+            path.write_bytes(content)
+        results = grade_class(tmp_path / "submitted", tmp_path / "hidden", Limits(test_seconds=10), workers=2)
+        assert victim.read_text() == "# the grader's own code\n"
+        assert sorted(victims.iterdir()) == [victim]
+        assert {r.student: r.score for r in results} == {kind: 4 for kind in directive_attacks(dotted)}
+    finally:
+        shutil.rmtree(victims)
