@@ -83,12 +83,14 @@ def grade_class(
 
     def one(submission: Submission) -> SubmissionResult:
         if out is None:
-            return grade_submission(submission, hidden_dir, limits)
+            return _graded_or_failed(submission, hidden_dir, limits)[0]
         folder = Path(out) / submission.student / submission.assignment
         key = fingerprint(submission, hidden_dir, limits)
         if not force and (earlier := read_submission(folder / "results.json", key)) is not None:
             return earlier
-        result = grade_submission(submission, hidden_dir, limits)
+        result, graded = _graded_or_failed(submission, hidden_dir, limits)
+        if not graded:
+            return result  # nothing written: the next run tries this submission again
         # Feedback first: results.json is the mark of a finished submission.
         write_feedback(result, folder / "feedback.html")
         write_submission(result, folder / "results.json", key)
@@ -98,3 +100,12 @@ def grade_class(
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         jobs = pool.map(one, submissions)
         return list(tqdm(jobs, total=len(submissions), desc="grading", unit="submission", disable=None))
+
+
+def _graded_or_failed(submission: Submission, hidden_dir: Path, limits: Limits) -> tuple[SubmissionResult, bool]:
+    """The submission's result, and whether grading finished; a grader failure costs only this submission."""
+    try:
+        return grade_submission(submission, hidden_dir, limits), True
+    except Exception as e:  # whatever went wrong, the rest of the class is still graded
+        why = f"the grader failed on this submission ({type(e).__name__}: {e}); it scores zero until regraded"
+        return SubmissionResult(submission.student, submission.assignment, messages=[why]), False

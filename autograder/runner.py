@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -25,8 +26,8 @@ from pathlib import Path
 import pytest
 
 from autograder import pytest_plugin
-from autograder.pytest_plugin import Grading, LearnerCode
-from autograder.results import FAILED, GradedTest
+from autograder.pytest_plugin import Grading, LearnerCode, shorten
+from autograder.results import FAILED, NOT_ATTEMPTED, PASSED, GradedTest
 from autograder.sandbox import (
     DEFAULT_TEST_TIMEOUT,
     Limits,
@@ -41,6 +42,13 @@ from autograder.sandbox import (
 # pytest's assertion rewriting, and no ini file picked up from wherever we happen to be.
 PYTEST_ARGS = ["-q", "-p", "no:cacheprovider", "--assert=plain", "--import-mode=importlib", "-c", os.devnull]
 
+FORGED = (
+    "the submission wrote into the results of its own grading (a verdict twice, or for a test that was not planned): "
+    "nothing this run reported counts"
+)
+STATUSES = (PASSED, FAILED, NOT_ATTEMPTED)
+# One record: a test's message is shortened to 2,000 characters before it is written.
+MAX_RECORD_BYTES = 64 * 1024
 TAMPERED = (
     "the hidden tests were changed or removed before they could run, perhaps by a submission graded at the same time: "
     "regrade this submission with --workers 1 --force"
@@ -137,7 +145,7 @@ def run_in_subprocess(
     message, and so does every test of a run whose hidden tests were changed.
     """
     planned = planned_tests(test_file)
-    collected, finished, problem, timed_out = {}, {}, None, False
+    collected, finished, forged, problem, timed_out = {}, {}, False, None, False
     # The submission works in a folder of its own; the grader's files (a copy of the
     # hidden tests, the results) sit in another, so that writing to its working
     # directory, or overwriting the tests it was given, changes nothing for the next run.
@@ -163,10 +171,12 @@ def run_in_subprocess(
                 work, str(package_root), grader, str(tests), digest, memory_mb, limits.file_mb, namespaces_available()
             )
             problem, timed_out = _run_killable(args, sandbox, timeout=limits.notebook_seconds)
-            collected, finished = _read_results(results)
+            collected, finished, forged = _read_results(results, planned)
     except (FileNotFoundError, shutil.Error):
         pass  # Without a private /tmp, another grading may remove this one's files: reported below.
-    if _by_points(collected) != _by_points(planned):
+    if forged:
+        finished, problem = {}, FORGED
+    elif collected != _by_points(planned):
         # A run collects exactly the planned tests before it loads the submission. One that
         # did not, unless it ran out of time first, had its tests or its results changed
         # from outside (or, far less likely, crashed while collecting: that problem is kept
@@ -243,19 +253,57 @@ def _tail(path: Path, size: int = 16_384) -> str:
         return f.read().decode(errors="replace").strip()
 
 
-def _read_results(path: Path) -> tuple[dict[str, GradedTest], dict[str, GradedTest]]:
-    collected: dict[str, GradedTest] = {}
+def _read_results(path: Path, planned: dict[str, GradedTest]) -> tuple[dict[str, tuple[str, float]], dict[str, GradedTest], bool]:
+    """What a run reported: the tests it collected (part and points), the verdicts of those that finished, and
+    whether the file shows writing by someone other than the grading plugin.
+
+    The file is written by the process that ran the submission, so it is read as
+    untrusted input: line by line with a bound on each, every record checked, and a
+    verdict keeps only the run's decision (score, clamped to the test's points; status;
+    message). Part, name, points and visibility come from the planned tests. A verdict for
+    a test that was not planned, or a second one for the same test, is no plugin's doing.
+    """
+    collected: dict[str, tuple[str, float]] = {}
     finished: dict[str, GradedTest] = {}
     if not path.exists():
-        return collected, finished
-    for line in path.read_text().splitlines():
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError:  # the last line of a killed run may be cut short
-            continue
-        event, test_id = record.pop("event"), record.pop("test_id")
-        (collected if event == "collected" else finished)[test_id] = GradedTest(**record)
-    return collected, finished
+        return collected, finished, False
+    with path.open("rb") as f:
+        while line := f.readline(MAX_RECORD_BYTES):
+            if not line.endswith(b"\n") and len(line) == MAX_RECORD_BYTES:
+                while (rest := f.readline(MAX_RECORD_BYTES)) and not rest.endswith(b"\n"):
+                    pass  # the rest of an overlong line
+                continue
+            record = _record(line)
+            if record is None:
+                continue  # not a record: the last line of a killed run may be cut short
+            event, test_id = record["event"], record["test_id"]
+            if event == "collected":
+                collected[test_id] = (record["part"], record["max_score"])
+            elif test_id not in planned or test_id in finished:
+                return collected, finished, True
+            else:
+                test = planned[test_id]
+                score = min(max(record["score"], 0.0), test.max_score)
+                output = shorten(record["output"])
+                finished[test_id] = GradedTest(
+                    test.part, test.name, score, test.max_score, record["status"], output, test.visible
+                )
+    return collected, finished, False
+
+
+def _record(line: bytes) -> dict | None:
+    """One line of the results as a record of the shape the plugin writes, or None."""
+    try:
+        record = json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        return None
+    shape = {"event": str, "test_id": str, "part": str, "max_score": (int, float), "score": (int, float), "output": str}
+    if not isinstance(record, dict) or any(not isinstance(record.get(key), kind) for key, kind in shape.items()):
+        return None
+    numbers = (record["score"], record["max_score"])
+    if any(isinstance(n, bool) or not math.isfinite(n) for n in numbers) or record.get("status") not in STATUSES:
+        return None
+    return record if record["event"] in ("collected", "finished") else None
 
 
 def _did_not_run(planned: GradedTest, problem: str | None) -> GradedTest:

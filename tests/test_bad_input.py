@@ -36,6 +36,31 @@ def tampered() -> bytes:
     return nbformat.writes(notebook(code_cell("#| default_exp numbers"), answer)).encode()
 
 
+# Learner code that writes into the results file of its own grading (behind a private
+# /tmp, it finds only its own): what it writes there must not count, nor stop the batch.
+RESULTS_FILES = (
+    "import glob, json, os, tempfile\n"
+    "def each_results_file():\n"
+    "    for path in glob.glob(tempfile.gettempdir() + '/autograder-grader-*/results.jsonl'):\n"
+    "        yield path, open(path, 'a')\n"
+)
+MALFORMED = RESULTS_FILES + "for path, f in each_results_file():\n    f.write('{}\\n[]\\n\\n')\n    f.close()\n"
+# As the process ends, after the real verdicts: one more for every test, a billion points in a part of its own.
+INFLATE = RESULTS_FILES + (
+    "def inflate():\n"
+    "    for path, f in each_results_file():\n"
+    "        for line in open(path).read().splitlines():\n"
+    "            record = {**json.loads(line), 'event': 'finished', 'score': 1e9, 'max_score': 1e9, 'part': 'bonus'}\n"
+    "            f.write(json.dumps({**record, 'status': 'passed', 'output': ''}) + '\\n')\n"
+    "        f.close()\n"
+    "real_exit = os._exit\n"
+    "def forging_exit(code):\n"
+    "    inflate()\n"
+    "    real_exit(code)\n"
+    "os._exit = forging_exit\n"
+)
+
+
 # kind -> (the notebook's bytes, the points it honestly earns, a phrase its feedback must contain)
 CORPUS = {
     "invalid JSON": (b"{ this is not json", 0, "not valid notebook JSON"),
@@ -162,6 +187,8 @@ CORPUS = {
     ),
     "patches the interpreter": (exported(f"import sys\nsetattr(sys, 'exit', print)\n{GOOD}"), 0, "may not change"),
     "nbgrader metadata tampered": (tampered(), 4, ""),
+    "writes a malformed record into its results": (exported(MALFORMED + GOOD), 4, ""),
+    "writes verdicts into its results as it exits": (exported(INFLATE + "def double(x):\n    return x\n"), 0, "results"),
 }
 
 

@@ -151,6 +151,7 @@ def test_feedback_page_says_what_failed_and_why():
     assert "<script>" not in page and "bob &lt;script&gt;" in page
 
 
+@pytest.mark.slow
 def test_a_submission_has_one_time_budget_for_all_its_notebooks(tmp_path):
     "When a learner's first notebook uses up the submission's time, is the next one listed as not graded, with the reason?"
     hidden = tmp_path / "hidden" / "numbers"
@@ -177,3 +178,23 @@ def test_results_depend_on_the_device(class_of_three):
     on_cpu = batch.fingerprint(submission, hidden_tests_dir(), Limits())
     assert on_cpu == batch.fingerprint(submission, hidden_tests_dir(), Limits(test_seconds=60))
     assert on_cpu != batch.fingerprint(submission, hidden_tests_dir(), Limits(device="cuda"))
+
+
+@pytest.mark.slow
+def test_a_grader_failure_costs_one_submission_and_is_retried(course, tmp_path, monkeypatch):
+    "When grading one submission fails inside the grader, is it reported as zero, by name, while the class goes on, and retried next run?"
+    real = batch.grade_submission
+
+    def fails_for_bob(submission, *args):
+        if submission.student == "bob":
+            raise KeyError("event")
+        return real(submission, *args)
+
+    hidden, submitted = course
+    monkeypatch.setattr(batch, "grade_submission", fails_for_bob)
+    results = {r.student: r for r in grade_class(submitted, hidden, out=tmp_path / "out", workers=2)}
+    assert results["bob"].score == 0 and "the grader failed on this submission (KeyError" in results["bob"].messages[0]
+    assert all(results[name].score > 0 for name in ("ann", "cy", "dee"))
+    assert not (tmp_path / "out" / "bob").exists()
+    monkeypatch.setattr(batch, "grade_submission", real)
+    assert scores(grade_class(submitted, hidden, out=tmp_path / "out"))["bob"] == 3
