@@ -139,6 +139,8 @@ def confine(sandbox: Sandbox) -> None:
     if sandbox.namespaces and enter_private_tmp([sandbox.package_root, sandbox.grader, *code_folders()], sandbox.file_mb):
         for folder in (sandbox.work, multiprocessing.util.get_temp_dir()):
             os.makedirs(folder, exist_ok=True)
+    if sandbox.namespaces:
+        drop_privileges()
     # The limit counts on top of the libraries this process was forked with.
     if sandbox.memory_mb is not None:
         in_use = int(Path("/proc/self/statm").read_text().split()[0]) * os.sysconf("SC_PAGE_SIZE")
@@ -155,6 +157,37 @@ def confine(sandbox: Sandbox) -> None:
     sys.argv = ["autograder-grading"]
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # only our plugin: the rest cost seconds to load
     sys.path.insert(0, sandbox.package_root)
+
+
+# prctl(2) options and securebits, from <linux/prctl.h> and <linux/securebits.h>.
+PR_CAPBSET_DROP, PR_SET_SECUREBITS, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 24, 28, 38, 47, 4
+SECBIT_NOROOT, SECBIT_NOROOT_LOCKED, SECBIT_NO_SETUID_FIXUP, SECBIT_NO_SETUID_FIXUP_LOCKED = 1, 2, 4, 8
+LINUX_CAPABILITY_VERSION_3 = 0x20080522
+
+
+def drop_privileges() -> None:
+    """Give up, for good, the capabilities that the user namespace gave this process.
+
+    Inside its namespaces the process is root with every capability there, which is what
+    let it mount its private /tmp; the same capabilities would let the submission unmount
+    it (and see the host's /tmp and processes again), mount, or make namespaces of its
+    own. So, once the mounts are made: root no longer gains capabilities, by exec or
+    otherwise (securebits, locked); the bounding, ambient, effective, permitted and
+    inheritable sets are emptied; and no exec may gain privileges again (no_new_privs).
+    The uid stays 0 inside the namespace, which is this same user outside.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    bits = SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP | SECBIT_NO_SETUID_FIXUP_LOCKED
+    _call("prctl", PR_SET_SECUREBITS, ctypes.c_ulong(bits), 0, 0, 0)
+    for capability in range(int(Path("/proc/sys/kernel/cap_last_cap").read_text()) + 1):
+        _call("prctl", PR_CAPBSET_DROP, ctypes.c_ulong(capability), 0, 0, 0)
+    _call("prctl", PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    header = struct.pack("Ii", LINUX_CAPABILITY_VERSION_3, 0)
+    empty = ctypes.create_string_buffer(struct.pack("6I", *[0] * 6))  # two sets of (effective, permitted, inheritable)
+    if libc.capset(ctypes.create_string_buffer(header), empty) != 0:
+        errno = ctypes.get_errno()
+        raise OSError(errno, f"capset: {os.strerror(errno)}")
+    _call("prctl", PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
 
 
 def code_folders() -> list[str]:

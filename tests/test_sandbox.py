@@ -183,6 +183,7 @@ def test_a_file_past_the_size_limit_fails_only_its_own_test(tmp_path):
 
 PRIVATE_TMP = """
 import errno
+import ctypes
 import multiprocessing
 import os
 
@@ -215,6 +216,21 @@ def test_worker_processes_hand_over_tensors(learner):
     worker.join()
     assert tensor.sum() == 3
 
+@pytest.mark.graded("undo", points=1, visible=True)
+def test_the_sandbox_cannot_be_undone(learner):
+    "Cannot unmount the private /tmp or /proc, mount anything, or make namespaces of its own."
+    libc = ctypes.CDLL(None, use_errno=True)
+    for path in (b"/tmp", b"/proc", b"/dev/shm"):
+        assert libc.umount2(path, 2) != 0, f"unmounted {path}"  # 2: MNT_DETACH
+    assert libc.mount(b"none", b"/tmp", b"tmpfs", 0, None) != 0, "mounted a tmpfs"
+    assert libc.unshare(0x00020000) != 0, "made a mount namespace"
+    # A user namespace of its own gives capabilities again, but over mounts that the
+    # kernel locks: what lies under them stays hidden.
+    if libc.unshare(0x10000000 | 0x00020000) == 0:
+        for path in (b"/tmp", b"/proc"):
+            assert libc.umount2(path, 2) != 0, f"unmounted {path} in a namespace of its own"
+    assert not os.path.exists(NEIGHBOUR), "another grading's folder is visible"
+
 @pytest.mark.graded("size", points=1, visible=True)
 def test_temporary_folders_share_one_limit(learner):
     "Fills /tmp, /var/tmp and /dev/shm together up to the file limit (2 MiB), no further."
@@ -239,7 +255,7 @@ def test_graded_code_has_a_tmp_of_its_own(tmp_path):
     write_module(tmp_path / "pkg", "")
     verdicts, problem = run_in_subprocess(hidden, tmp_path / "pkg", ["cardfraud.numbers"], limits=Limits(file_mb=2))
     assert problem is None
-    assert {v.part: (v.score, v.output) for v in verdicts} == {p: (1, "") for p in ("tmp", "proc", "workers", "size")}
+    assert {v.part: (v.score, v.output) for v in verdicts} == {p: (1, "") for p in ("tmp", "proc", "workers", "undo", "size")}
 
 
 def _chmod_and(change):
