@@ -6,8 +6,8 @@ the grader hand them other versions of it:
 
 1. the reference, and an equivalent copy of it compiled afresh: every test must pass
    on both, or the part scores zero (a test that fails on correct code catches
-   nothing; a test that checks *which* function it got, by identity or by source
-   text, rather than *what it does*, fails on the copy);
+   nothing; a test that checks *which* function it got, by identity, rather than
+   *what it does*, fails on the copy);
 2. each *mutant*: a copy of the reference with one planted bug, written as text
    replacements in the reference's source, as mutation-testing tools do. A mutant is
    caught when at least one test fails on it.
@@ -17,9 +17,14 @@ learner's feedback lists the behaviours their tests leave unchecked without show
 the buggy code. Tests that assert nothing, or only call the target, catch nothing:
 no mutant raises an error on valid input.
 
-The learner's tests run in a nested pytest session in this process, collected from
-their namespace (the notebook's globals, or the modules their notebook exported), so
-fixtures, ``parametrize`` and Hypothesis work as they would in a real test suite.
+The learner's tests run in a nested pytest session, collected from their namespace
+(the notebook's globals, or the modules their notebook exported), so fixtures,
+``parametrize`` and Hypothesis work as they would in a real test suite. Each run is a
+process forked for it, so no run carries state to the next; the copy and the mutants
+are compiled under the reference's file name and line numbers. What still tells them
+apart, besides behaviour, is the constants in their code objects (a mutant that changes
+a number holds the new number), and files: a test that counts its runs in a file can
+fail on every run after the first two (the reference and its copy come first).
 """
 
 from __future__ import annotations
@@ -27,7 +32,10 @@ from __future__ import annotations
 import contextlib
 import inspect
 import io
+import json
 import os
+import signal
+import sys
 import tempfile
 import textwrap
 import types
@@ -38,7 +46,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.pytest_plugin import LearnerCode, TestTimeout, explain, learner_location
+from autograder.pytest_plugin import LearnerCode, explain, learner_location
 
 
 @dataclass(frozen=True)
@@ -57,17 +65,24 @@ class Mutant:
             if (count := source.count(find)) != 1:
                 raise ValueError(f"mutant {self.behaviour!r}: {find!r} occurs {count} times in {reference.__name__}, not once")
             source = source.replace(find, replace)
-        return _compile(reference, source, f"<mutant of {reference.__name__}>")
+        return _compile(reference, source)
 
 
 def equivalent_copy(reference: Callable) -> Callable:
     """The reference compiled afresh from its source: the same behaviour in a different object."""
-    return _compile(reference, textwrap.dedent(inspect.getsource(reference)), f"<copy of {reference.__name__}>")
+    return _compile(reference, textwrap.dedent(inspect.getsource(reference)))
 
 
-def _compile(reference: Callable, source: str, filename: str) -> Callable:
+def _compile(reference: Callable, source: str) -> Callable:
+    """``source`` compiled as the reference was: same file name, same first line, same module.
+
+    So the copy and the mutants differ from one another only in what they do (and in the
+    constants their code holds): a test cannot tell a mutant by its file name or line.
+    """
     namespace = dict(vars(inspect.getmodule(reference)))  # the reference's imports and helpers
-    exec(compile(source, filename, "exec"), namespace)
+    first_line = inspect.getsourcelines(reference)[1]
+    filename = reference.__code__.co_filename
+    exec(compile("\n" * (first_line - 1) + source, filename, "exec"), namespace)
     return namespace[reference.__name__]
 
 
@@ -120,7 +135,41 @@ def run_learner_tests(namespace: dict, target: str, implementation: Callable) ->
 
     Returns, per test (parametrized cases separately), None if it passed, else why it
     failed. Tests that do not ask for ``target`` are not run.
+
+    Each run happens in a process forked for it, which reports back and ends: nothing a
+    run leaves in memory (a counter of runs, a cache, a patched module) reaches the next,
+    so tests cannot pass on the first runs, the correct versions, and fail on the rest.
+    The caller's time limit stays here: on a timeout the run's process is killed.
     """
+    receive, send = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.close(receive)
+        try:
+            report = {"outcomes": _run_here(namespace, target, implementation)}
+        except BaseException as e:  # reported to the parent, which raises it as the learner's failure
+            report = {"error": f"{type(e).__name__}: {e}"}
+        with os.fdopen(send, "w") as f:
+            json.dump(report, f)
+        os._exit(0)
+    os.close(send)
+    try:
+        with os.fdopen(receive) as f:
+            report = json.loads(f.read() or "{}")
+    except BaseException:
+        os.kill(child, signal.SIGKILL)  # the time limit, or anything else: the run ends with this call
+        raise
+    finally:
+        os.waitpid(child, 0)
+    if "outcomes" not in report:
+        raise RuntimeError(f"the run of your tests ended abnormally: {report.get('error', 'it reported nothing')}")
+    return report["outcomes"]
+
+
+def _run_here(namespace: dict, target: str, implementation: Callable) -> dict[str, str | None]:
+    if "torch" in sys.modules:
+        # The OpenMP threads of the process this one was forked from do not exist here.
+        sys.modules["torch"].set_num_threads(1)
     harness = _Harness(namespace, target, implementation)
     with tempfile.TemporaryDirectory(prefix="autograder-learner-tests-") as folder:
         harness.path = Path(folder) / "test_learner.py"
@@ -137,8 +186,6 @@ def run_learner_tests(namespace: dict, target: str, implementation: Callable) ->
         ):
             warnings.simplefilter("default")
             pytest.main(args, plugins=[harness])
-    if harness.timeout is not None:
-        raise harness.timeout
     return harness.outcomes
 
 
@@ -193,7 +240,6 @@ class _Harness:
         self.target = target
         self.path: Path | None = None
         self.outcomes: dict[str, str | None] = {}
-        self.timeout: TestTimeout | None = None
 
         @pytest.fixture(name=target, scope="session")
         def provide():
@@ -217,10 +263,6 @@ class _Harness:
     def pytest_runtest_makereport(self, item, call):
         report = yield
         name = item.name
-        if call.excinfo is not None and isinstance(call.excinfo.value, TestTimeout):
-            # The grader's time limit for this hidden test: stop the learner's run too.
-            self.timeout = call.excinfo.value
-            item.session.shouldstop = "time limit"
         if report.failed:
             self.outcomes[name] = self.outcomes.get(name) or _why(call.excinfo.value, item.path)
         elif call.when == "call" or report.skipped:

@@ -97,6 +97,38 @@ def test_checking_which_function_arrived_earns_nothing():
     assert all("fail on a correct copy of `to_model_input`" in v.output for v in verdicts)
 
 
+# Tests that tell the versions apart by something other than behaviour: each passes on
+# the reference and its correct copy, and fails on every mutant, unless the grader
+# makes the versions indistinguishable and each run start afresh.
+TELL_APART = {
+    "by the code's file name": """
+        def test_is_not_a_mutant(to_model_input):
+            assert "mutant" not in to_model_input.__code__.co_filename
+        """,
+    "by the code's line number": """
+        from casestudy.images import to_model_input as reference
+
+        def test_same_lines(to_model_input):
+            assert to_model_input.__code__.co_firstlineno == reference.__code__.co_firstlineno
+        """,
+    "by counting its own runs": """
+        RUNS = []
+
+        def test_first_two_runs_only(to_model_input):
+            RUNS.append(1)
+            assert len(RUNS) <= 2, "the reference and its copy come first: fail on the rest"
+        """,
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", TELL_APART)
+def test_telling_the_versions_apart_earns_nothing(how):
+    "Does a test that tells the reference from a mutant by anything but behaviour catch no mutant?"
+    verdicts = grade_part("preprocessing_tests", "model_input_tests", learner_tests(TELL_APART[how]))
+    assert score(verdicts) == 0, [v.name for v in verdicts if v.score]
+
+
 @pytest.mark.slow
 def test_a_partial_suite_earns_partial_points_and_names_what_it_missed():
     "Does a suite that checks only shape and dtype earn points for those bugs, and name the others in words, without code?"
