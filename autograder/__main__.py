@@ -21,7 +21,11 @@ def main(argv: list[str] | None = None) -> int:
     release.add_argument("--check", action="store_true", help="only report whether exercises/ is stale")
 
     grade = commands.add_parser("grade", help="grade a notebook, a learner's folder or an nbgrader submitted/ tree")
-    grade.add_argument("path", type=Path)
+    grade.add_argument("path", type=Path, nargs="?", help="what to grade (not needed with --check-sandbox)")
+    grade.add_argument("--check-sandbox", action="store_true", help="print which protections this system gives, then stop")
+    grade.add_argument(
+        "--require-sandbox", action="store_true", help="refuse to grade where the system lacks namespaces or a private /tmp"
+    )
     grade.add_argument("--json", type=Path, help="write Gradescope-style results here")
     grade.add_argument("--csv", type=Path, help="write the class sheet here")
     grade.add_argument("--timeout", type=float, default=600, help="seconds per notebook (default 600)")
@@ -85,8 +89,19 @@ def _grade(args) -> int:
     from autograder.batch import grade_class, parse_shard
     from autograder.paths import HIDDEN_TESTS_VARIABLE, hidden_tests_dir
     from autograder.results import format_table, write_csv, write_json
-    from autograder.sandbox import Limits, private_tmp_available
+    from autograder.sandbox import SYSTEM_PROTECTIONS, Limits, private_tmp_available, protections
 
+    given = protections()
+    if args.check_sandbox:
+        print("\n".join(f"{'yes' if present else 'no '}  {name}" for name, present in given.items()))
+        return 0
+    if args.path is None:
+        raise ValueError("grade: give a notebook, a learner's folder or a submitted/ tree to grade")
+    missing = [name for name, present in list(given.items())[:SYSTEM_PROTECTIONS] if not present]
+    if missing and args.require_sandbox:
+        raise ValueError(f"--require-sandbox: this system does not give {'; '.join(missing)}")
+    for name in missing:
+        print(f"warning: this system does not give {name}: grading goes on without it", file=sys.stderr)
     if args.device == "cuda":
         import torch
 

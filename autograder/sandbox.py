@@ -224,6 +224,24 @@ def private_tmp_available() -> bool:
     return _layers() == 2
 
 
+def protections() -> dict[str, bool]:
+    """Each protection this sandbox can give, and whether it gives it on this system.
+
+    The first two depend on the system (user namespaces, and mounts inside them); the
+    rest are not provided by this grader yet, and are listed so that nobody assumes them.
+    """
+    return {
+        "network, process and mount namespaces (no network; no process outside in sight)": namespaces_available(),
+        "a private /tmp, /var/tmp and /dev/shm, and capabilities dropped once they are made": private_tmp_available(),
+        "cgroups: a cap on processes, memory and CPU per grading": False,
+        "a read-only view of the file system outside the grading's own folders": False,
+        "verdicts from a process that never runs the submission's code": False,
+    }
+
+
+SYSTEM_PROTECTIONS = 2  # the first entries of protections(): those a system may lack, which --require-sandbox needs
+
+
 @cache
 def _layers() -> int:
     """0, 1 (namespaces) or 2 (namespaces and a private /tmp): what this system allows, tried in a fresh process."""

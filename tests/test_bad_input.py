@@ -19,8 +19,6 @@ from autograder.runner import TAMPERED
 from autograder.sandbox import Limits, private_tmp_available
 from tests.helpers import HIDDEN_NUMBERS, code_cell, notebook
 
-pytestmark = pytest.mark.slow
-
 GOOD = "def double(x):\n    return 2 * x\n\ndef halve(x):\n    return x / 2\n"
 
 
@@ -221,6 +219,7 @@ def test_the_corpus_is_large():
     assert len(CORPUS) + 1 >= 30
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", CORPUS)
 def test_bad_input_earns_honest_points_with_a_message(graded, kind):
     "Does each bad submission get exactly the points its working code earns, and a message that says what went wrong?"
@@ -234,6 +233,7 @@ def test_bad_input_earns_honest_points_with_a_message(graded, kind):
         test.output.encode("utf-8")  # every message is valid text: this raises if not
 
 
+@pytest.mark.slow
 def test_the_batch_goes_on(graded):
     "Is the good submission graded in full, and the one from another chapter told so, despite the rest of the class?"
     results, _ = graded
@@ -242,6 +242,7 @@ def test_the_batch_goes_on(graded):
     assert other.score == 0 and any("not an exercise of numbers" in m for m in other.messages)
 
 
+@pytest.mark.slow
 def test_hidden_tests_survive_the_class(graded):
     "Are the hidden tests unchanged after a class that tried to overwrite them?"
     _, hidden = graded
@@ -264,6 +265,7 @@ def raider(folder: str) -> bytes:
     return exported(raid + GOOD)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("private_tmp", [True, False], ids=["private /tmp", "shared /tmp"])
 def test_a_submission_cannot_change_its_neighbours_tests(tmp_path, monkeypatch, private_tmp):
     """Graded two at a time beside a submission that deletes every grader folder it finds, do the others keep their points?
@@ -323,6 +325,7 @@ def directive_attacks(victim: str) -> dict[str, bytes]:
     }
 
 
+@pytest.mark.slow
 def test_export_directives_cannot_write_outside_the_package(tmp_path):
     "Does a notebook whose nbdev directives name a file outside the package earn its honest points and leave that file alone?"
     # A folder whose path is a dotted name (no dashes), as the attack needs.

@@ -6,15 +6,15 @@ import shutil
 
 import pytest
 
+from autograder import sandbox
 from autograder.__main__ import main
 from autograder.batch import grade_class
 from autograder.grade import discover
 from autograder.paths import SOLUTIONS, hidden_tests_dir
 from tests.helpers import CHAPTER, CHAPTERS, write
 
-pytestmark = pytest.mark.slow
 
-
+@pytest.mark.slow
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda chapter: chapter.name)
 def test_solutions_earn_full_marks(chapter, graded):
     "Does every graded part of every chapter earn full marks on the reference solution?"
@@ -24,6 +24,7 @@ def test_solutions_earn_full_marks(chapter, graded):
     assert result.score == result.max_score == chapter.full_points and not result.messages
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda chapter: chapter.name)
 def test_untouched_exercises_earn_zero(chapter, graded):
     "Does every graded part earn zero on the untouched exercise, each test saying it is not attempted?"
@@ -32,6 +33,7 @@ def test_untouched_exercises_earn_zero(chapter, graded):
     assert all(t.output == "not attempted yet" for t in result.tests)
 
 
+@pytest.mark.slow
 def test_class_gets_full_zero_and_partial_points(every_chapter_course, graded, tmp_path):
     "Does a submitted/ tree grade each student, with partial credit per part, and write JSON and CSV?"
     # Pointed at the results the session graded: nothing is graded twice.
@@ -54,6 +56,7 @@ def test_class_gets_full_zero_and_partial_points(every_chapter_course, graded, t
     }
 
 
+@pytest.mark.slow
 def test_one_broken_submission_does_not_stop_the_batch(every_chapter_course, graded, tmp_path):
     "Does a corrupt notebook get zero with a clear message while the others are graded normally?"
     submitted, out = tmp_path / "submitted", tmp_path / "graded"
@@ -103,3 +106,21 @@ def test_unknown_assignment_is_reported(tmp_path):
     write(__import__("nbformat").v4.new_notebook(), tmp_path / "me" / "poetry" / "sonnet.ipynb")
     (result,) = grade_class(tmp_path / "me", hidden_tests_dir())
     assert result.max_score == 0 and "no hidden tests" in result.messages[0]
+
+
+def test_check_sandbox_lists_what_this_system_gives(capsys):
+    "Does `grade --check-sandbox` list each protection with yes or no, including those the grader does not give yet?"
+    assert main(["grade", "--check-sandbox"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(sandbox.protections()) and all(line[:3] in ("yes", "no ") for line in lines)
+    assert any(line.startswith("no ") and "cgroups" in line for line in lines)
+
+
+def test_require_sandbox_refuses_without_namespaces(tmp_path, monkeypatch, capsys):
+    "Where the system forbids namespaces, does --require-sandbox refuse to grade, saying what is missing, and does a plain run warn?"
+    monkeypatch.setattr(sandbox, "namespaces_available", lambda: False)
+    monkeypatch.setattr(sandbox, "private_tmp_available", lambda: False)
+    assert main(["grade", str(tmp_path), "--require-sandbox"]) == 2
+    assert "does not give network, process and mount namespaces" in capsys.readouterr().err
+    main(["grade", str(tmp_path)])
+    assert "warning: this system does not give a private /tmp" in capsys.readouterr().err
