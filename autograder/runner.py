@@ -160,7 +160,9 @@ def run_in_subprocess(
                 path.chmod(0o444)
             digest = tests_digest(tests)
             results = Path(grader) / "results.jsonl"
-            args = [str(tests / test_file.name), "-p", "autograder.pytest_plugin", *PYTEST_ARGS]
+            # No traceback, no summary: pytest's report, which quotes the hidden tests' code, names
+            # and paths, stays out of the log, whose end may reach the learner's feedback.
+            args = [str(tests / test_file.name), "-p", "autograder.pytest_plugin", "--tb=no", "-rN", *PYTEST_ARGS]
             args += ["--rootdir", str(tests), "--results", str(results), "--test-timeout", str(limits.test_seconds)]
             args += ["--delete-tests-once-collected", "--device", limits.device]
             args += [arg for module in modules for arg in ("--learner-module", module)]

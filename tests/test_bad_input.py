@@ -118,6 +118,13 @@ CORPUS = {
         3,
         "ended abnormally",
     ),
+    "ends abnormally after pytest's report": (
+        exported(
+            "import os\nreal_exit = os._exit\nos._exit = lambda code: real_exit(3)\ndef double(x):\n    return x\n\ndef halve(x):\n    return x / 2"
+        ),
+        1,
+        "ended abnormally",
+    ),
     "network call": (
         exported(
             "import urllib.request\ndef double(x):\n    return urllib.request.urlopen('http://93.184.215.14/').status\n\ndef halve(x):\n    return x / 2"
@@ -231,6 +238,14 @@ def test_bad_input_earns_honest_points_with_a_message(graded, kind):
     assert phrase in feedback(result)
     for test in result.tests:
         test.output.encode("utf-8")  # every message is valid text: this raises if not
+
+
+@pytest.mark.slow
+def test_feedback_never_shows_the_hidden_tests_code(graded):
+    "Does no message of any submission quote the hidden tests' source, names or path, even from a run that ended abnormally?"
+    results, _ = graded
+    leaks = {kind: feedback(r) for kind, r in results.items() if any(s in feedback(r) for s in ("learner.", "test_numbers"))}
+    assert not leaks, leaks
 
 
 @pytest.mark.slow
