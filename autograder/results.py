@@ -9,6 +9,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -122,11 +124,21 @@ def write_csv(results: list[SubmissionResult], path: Path) -> None:
 
 
 def write_atomically(path: Path, text: str) -> None:
-    """Write a whole file or nothing: a reader, or an interrupted run, never sees half of it."""
+    """Write a whole file or nothing: a reader, or an interrupted run, never sees half of it.
+
+    Through no link: the temporary file is new (created exclusively, under a random name),
+    and the rename replaces whatever ``path`` is, a link planted there included.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(text.encode("utf-8", errors="replace"))  # a lone surrogate from a submission cannot break it
-    tmp.replace(path)
+    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as f:
+            f.write(text.encode("utf-8", errors="replace"))  # a lone surrogate from a submission cannot break it
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
 
 
 def format_table(results: list[SubmissionResult]) -> str:

@@ -8,7 +8,7 @@ from autograder import batch, sandbox
 from autograder.__main__ import main
 from autograder.batch import grade_class, parse_shard
 from autograder.feedback import feedback_html
-from autograder.results import FAILED, GradedTest, SubmissionResult
+from autograder.results import FAILED, GradedTest, SubmissionResult, write_atomically
 from autograder.sandbox import Limits
 from tests.helpers import HIDDEN_NUMBERS, code_cell, notebook, write
 
@@ -198,3 +198,16 @@ def test_a_grader_failure_costs_one_submission_and_is_retried(course, tmp_path, 
     assert not (tmp_path / "out" / "bob").exists()
     monkeypatch.setattr(batch, "grade_submission", real)
     assert scores(grade_class(submitted, hidden, out=tmp_path / "out"))["bob"] == 3
+
+
+def test_writing_results_follows_no_link(tmp_path):
+    "Does writing a results file replace a link planted at its path, or at a temporary name beside it, instead of writing through it?"
+    victim = tmp_path / "victim.txt"
+    victim.write_text("the instructor's file\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.json").symlink_to(victim)
+    (out / "results.json.tmp").symlink_to(victim)
+    write_atomically(out / "results.json", "{}\n")
+    assert victim.read_text() == "the instructor's file\n"
+    assert not (out / "results.json").is_symlink() and (out / "results.json").read_text() == "{}\n"
