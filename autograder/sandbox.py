@@ -60,6 +60,16 @@ import pytest
 from autograder.paths import HIDDEN_TESTS_VARIABLE, ROOT
 
 DEFAULT_TEST_TIMEOUT = 60.0
+USER_SESSION_VARIABLES = (
+    "SSH_AUTH_SOCK",
+    "SSH_AGENT_PID",
+    "GPG_AGENT_INFO",
+    "DBUS_SESSION_BUS_ADDRESS",
+    "XDG_RUNTIME_DIR",
+    "DISPLAY",
+    "WAYLAND_DISPLAY",
+    "XAUTHORITY",
+)
 
 
 @dataclass(frozen=True)
@@ -151,6 +161,8 @@ def confine(sandbox: Sandbox) -> None:
     os.chdir(sandbox.work)
     os.environ["HOME"] = sandbox.work
     os.environ.pop("PYTEST_ADDOPTS", None)
+    for name in USER_SESSION_VARIABLES:  # where the user's agents and displays are: nothing graded code needs
+        os.environ.pop(name, None)
     # The tests run from a copy: the submission is not told where the originals are,
     # neither by the environment nor by the grader's command line, which it inherited.
     os.environ.pop(HIDDEN_TESTS_VARIABLE, None)
@@ -297,7 +309,8 @@ def enter_private_tmp(keep: list[str], size_mb: int) -> bool:
     they were, so their paths still work, and files written in them reach the grader. /proc is mounted
     afresh, listing only this namespace's processes: the old one listed every process
     on the machine with its command line, and the grader's may name the hidden tests.
-    Returns False, hiding nothing, where the system forbids it.
+    The user's runtime folders (/run/user, ``$XDG_RUNTIME_DIR``) are covered by an empty
+    tmpfs. Returns False, hiding nothing, where the system forbids it.
     """
     shared = list(dict.fromkeys([tempfile.gettempdir(), "/tmp", "/var/tmp", "/dev/shm"]))
     # Only what lies inside a shared folder needs mounting back, and never a whole shared
@@ -320,6 +333,11 @@ def enter_private_tmp(keep: list[str], size_mb: int) -> bool:
         os.makedirs(path, exist_ok=True)
         _mount(f"/proc/self/fd/{folder}", path, flags=MS_BIND)
         os.close(folder)
+    # The user's runtime folders hold the sockets of their session bus (through which a
+    # process can start services outside any sandbox) and of their SSH and GPG agents.
+    for path in dict.fromkeys(filter(None, [os.environ.get("XDG_RUNTIME_DIR"), "/run/user"])):
+        if os.path.isdir(path) and not any(Path(path).is_relative_to(f) for f in shared):
+            _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=1m,mode=700")
     return True
 
 

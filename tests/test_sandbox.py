@@ -2,7 +2,9 @@
 
 import importlib.util
 import os
+import shutil
 import socket
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -317,3 +319,43 @@ def test_a_private_tmp_keeps_the_code_that_grading_imports():
         "/tmp/clone",
         "/tmp/autograder-grader-x",
     ]
+
+
+RUNTIME = """
+import socket
+
+import pytest
+
+@pytest.mark.graded("agents", points=1, visible=True)
+def test_the_users_agents_are_out_of_reach(learner):
+    "Reaches no socket in the users' runtime folders (session bus, SSH and GPG agents)."
+    with socket.socket(socket.AF_UNIX) as client:
+        with pytest.raises(OSError):
+            client.connect(BUS)
+"""
+
+
+def test_the_users_session_sockets_are_out_of_reach(tmp_path):
+    "Is a socket in a user's runtime folder, where the session bus and the agents listen, out of graded code's reach?"
+    if not private_tmp_available():
+        pytest.skip("this system allows no mount namespace inside a user namespace")
+    made_run_user = not os.path.isdir("/run/user")
+    try:
+        os.makedirs("/run/user", exist_ok=True)
+        runtime = Path(tempfile.mkdtemp(prefix="4242", dir="/run/user"))  # as /run/user/<uid> is
+    except OSError:
+        pytest.skip("cannot make a folder under /run/user here")
+    bus = runtime / "bus"
+    try:
+        with socket.socket(socket.AF_UNIX) as server:
+            server.bind(str(bus))
+            server.listen()
+            hidden = tmp_path / "hidden" / "test_runtime.py"
+            hidden.parent.mkdir()
+            hidden.write_text(f"BUS = {str(bus)!r}\n{RUNTIME}")
+            write_module(tmp_path / "pkg", "")
+            verdicts, problem = run_in_subprocess(hidden, tmp_path / "pkg", ["cardfraud.numbers"])
+        assert problem is None
+        assert [(v.score, v.output) for v in verdicts] == [(1, "")]
+    finally:
+        shutil.rmtree("/run/user" if made_run_user else runtime)
