@@ -65,6 +65,7 @@ def test_rerun_skips_what_is_done_and_force_regrades(course, tmp_path, graded_ca
     assert {p: p.read_bytes() for p in files} == files, "a regrade must give byte-identical results"
 
 
+@pytest.mark.slow
 def test_an_interrupted_run_resumes_where_it_stopped(course, tmp_path, graded_calls):
     "After a run stopped midway (one result missing, one half-written), does the next run grade just those two?"
     hidden, submitted = course
