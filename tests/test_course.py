@@ -8,8 +8,8 @@ import nbformat
 import pytest
 
 from autograder.notebook import Exercise
-from autograder.paths import EXERCISES, HINTS, SOLUTIONS, hidden_tests_dir
-from tests.helpers import hidden_test_points
+from autograder.paths import EXERCISES, HINTS, SOLUTIONS, exercises_of, hidden_test_file, hidden_tests_dir
+from tests.helpers import CHAPTERS, hidden_test_points
 
 SOLUTION_NOTEBOOKS = sorted(SOLUTIONS.glob("*/*.ipynb"))
 HIDDEN = hidden_tests_dir()
@@ -112,3 +112,15 @@ def test_colab_install_cells_install_this_repository(path):
     for cell in nbformat.read(path, as_version=4).cells:
         for url in re.findall(r"git\+(https://\S+?)[\"'\s]", cell.source):
             assert url == repository, f"{path.name} installs from {url}, but the book's repository is {repository}"
+
+
+def test_every_chapter_has_a_row_in_the_suites_table():
+    "Is every chapter of solutions/ in tests/helpers.py's CHAPTERS, with the exercises and full points its hidden tests plan?"
+    assert {c.name for c in CHAPTERS} == {p.name for p in SOLUTIONS.iterdir() if p.is_dir()}
+    for chapter in CHAPTERS:
+        assert sorted(chapter.exercises) == exercises_of(chapter.name, HIDDEN), chapter.name
+        planned = sum(sum(hidden_test_points(hidden_test_file(chapter.name, e, HIDDEN))[0].values()) for e in chapter.exercises)
+        assert planned == chapter.full_points, chapter.name
+        assert {part for _, part in chapter.partial_points} == {
+            part for e in chapter.exercises for part in hidden_test_points(hidden_test_file(chapter.name, e, HIDDEN))[0]
+        }, chapter.name
