@@ -27,7 +27,8 @@ _seconds: dict[str, float] = {}
 def pytest_collection_modifyitems(config, items):
     import torch
 
-    _marked_slow.update(item.nodeid for item in items if "slow" in item.keywords)
+    # Browser tests have a lane of their own (after the book build), outside `make check` too.
+    _marked_slow.update(item.nodeid for item in items if "slow" in item.keywords or "browser" in item.keywords)
     if torch.cuda.is_available():
         return
     no_gpu = pytest.mark.skip(reason="needs a CUDA device; this machine has none")
