@@ -27,6 +27,7 @@ import threading
 import traceback
 from collections.abc import Callable, Sequence
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -301,9 +302,6 @@ def pytest_configure(config):
         return
     results = Path(config.getoption("results"))
 
-    def load() -> LearnerCode:
-        return load_modules(module)
-
     def report(event: str, test_id: str, result: GradedTest) -> None:
         with results.open("a") as f:  # one line per test, so a killed run keeps what finished
             f.write(json.dumps({"event": event, "test_id": test_id, **result.__dict__}) + "\n")
@@ -311,7 +309,7 @@ def pytest_configure(config):
     confine_test_session(config, config.getoption("delete_tests_once_collected"))
     config.pluginmanager.register(
         Grading(
-            load,
+            partial(load_modules, module),
             report,
             part=config.getoption("part"),
             test_timeout=config.getoption("test_timeout"),

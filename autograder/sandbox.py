@@ -188,17 +188,14 @@ def drop_privileges() -> None:
     inheritable sets are emptied; and no exec may gain privileges again (no_new_privs).
     The uid stays 0 inside the namespace, which is this same user outside.
     """
-    libc = ctypes.CDLL(None, use_errno=True)
     bits = SECBIT_NOROOT | SECBIT_NOROOT_LOCKED | SECBIT_NO_SETUID_FIXUP | SECBIT_NO_SETUID_FIXUP_LOCKED
     _call("prctl", PR_SET_SECUREBITS, ctypes.c_ulong(bits), 0, 0, 0)
     for capability in range(int(Path("/proc/sys/kernel/cap_last_cap").read_text()) + 1):
         _call("prctl", PR_CAPBSET_DROP, ctypes.c_ulong(capability), 0, 0, 0)
     _call("prctl", PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
-    header = struct.pack("Ii", LINUX_CAPABILITY_VERSION_3, 0)
+    header = ctypes.create_string_buffer(struct.pack("Ii", LINUX_CAPABILITY_VERSION_3, 0))
     empty = ctypes.create_string_buffer(struct.pack("6I", *[0] * 6))  # two sets of (effective, permitted, inheritable)
-    if libc.capset(ctypes.create_string_buffer(header), empty) != 0:
-        errno = ctypes.get_errno()
-        raise OSError(errno, f"capset: {os.strerror(errno)}")
+    _call("capset", header, empty)
     _call("prctl", PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
 
 
