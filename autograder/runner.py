@@ -34,6 +34,7 @@ from autograder.sandbox import (
     Sandbox,
     kill_process_group,
     namespaces_available,
+    remove_cgroup,
     run_confined,
     tests_digest,
 )
@@ -170,7 +171,15 @@ def run_in_subprocess(
             # on address space would stop every test: it is left off (see the guide).
             memory_mb = limits.memory_mb if limits.device == "cpu" else None
             sandbox = Sandbox(
-                work, str(package_root), grader, str(tests), digest, memory_mb, limits.file_mb, namespaces_available()
+                work,
+                str(package_root),
+                grader,
+                str(tests),
+                digest,
+                memory_mb,
+                limits.file_mb,
+                limits.processes,
+                namespaces_available(),
             )
             problem, timed_out = _run_killable(args, sandbox, timeout=limits.notebook_seconds)
             collected, finished, forged = _read_results(results, planned)
@@ -219,6 +228,7 @@ def _run_killable(args: list[str], sandbox: Sandbox, timeout: float) -> tuple[st
     problem = f"grading stopped after {timeout:g} s (the time limit per notebook)" if timed_out else None
     kill_process_group(process.pid)  # on time or not: whatever the submission left running
     process.join()
+    remove_cgroup(sandbox)
     if problem is None and process.exitcode not in (0, 1, 5):
         tail = _tail(Path(sandbox.log)).splitlines()[-5:]
         problem = f"the test process ended abnormally (exit code {process.exitcode}): " + " / ".join(tail)

@@ -39,11 +39,13 @@ own escapes that.
 from __future__ import annotations
 
 import ctypes
+import errno
 import fcntl
 import hashlib
 import ipaddress
 import multiprocessing.util
 import os
+import re
 import resource
 import signal
 import socket
@@ -51,6 +53,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -81,6 +84,7 @@ class Limits:
     memory_mb: int = 4096  # address space on top of the preloaded libraries: room for DataLoader workers
     submission_seconds: float = 1200  # wall clock for all the notebooks of one learner's assignment
     file_mb: int = 1024  # largest file (output included), and all a private /tmp holds: a print loop fills no disk or memory
+    processes: int = 256  # processes and threads at once, all of a notebook's together: a fork loop stops there
     device: str = "cpu"  # where tests of training code train: "cuda" grades the same tests on the GPU
 
 
@@ -95,7 +99,13 @@ class Sandbox:
     tests_digest: str  # of that copy, as the grader made it
     memory_mb: int | None  # None: no cap on address space
     file_mb: int
+    processes: int
     namespaces: bool  # user, network, PID and mount namespaces, where the system allows them
+
+    @property
+    def name(self) -> str:
+        """Unique among the gradings running now: it names the cgroup."""
+        return Path(self.grader).name
 
     @property
     def log(self) -> str:
@@ -118,6 +128,7 @@ def run_confined(args: list[str], sandbox: Sandbox) -> None:
     log = os.open(sandbox.log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     os.dup2(log, 1)
     os.dup2(log, 2)
+    enter_cgroup(sandbox)
     if sandbox.namespaces:
         enter_namespaces()
     tests = os.fork()
@@ -146,11 +157,16 @@ def confine(sandbox: Sandbox) -> None:
     # (so the submission may delete it, as it could before), and multiprocessing's folder
     # for sockets, which the fork server may have named already (DataLoader workers hand
     # tensors over through it).
-    if sandbox.namespaces and enter_private_tmp([sandbox.package_root, sandbox.grader, *code_folders()], sandbox.file_mb):
+    keep = [sandbox.package_root, sandbox.grader, *code_folders()]
+    if sandbox.namespaces and enter_private_tmp(keep, [sandbox.grader], sandbox.file_mb):
         for folder in (sandbox.work, multiprocessing.util.get_temp_dir()):
             os.makedirs(folder, exist_ok=True)
     if sandbox.namespaces:
         drop_privileges()
+        # Counted per user in this user namespace, so only this grading's processes. (Outside
+        # namespaces it would count every process of the instructor's.) It does not bind a
+        # grader run as root on the host: there the cgroup caps the processes.
+        resource.setrlimit(resource.RLIMIT_NPROC, (sandbox.processes, sandbox.processes))
     # The limit counts on top of the libraries this process was forked with.
     if sandbox.memory_mb is not None:
         in_use = int(Path("/proc/self/statm").read_text().split()[0]) * os.sysconf("SC_PAGE_SIZE")
@@ -236,19 +252,41 @@ def private_tmp_available() -> bool:
 def protections() -> dict[str, bool]:
     """Each protection this sandbox can give, and whether it gives it on this system.
 
-    The first two depend on the system (user namespaces, and mounts inside them); the
-    rest are not provided by this grader yet, and are listed so that nobody assumes them.
+    The first three depend on the system (user namespaces, mounts inside them, cgroups
+    that the grader may make); the last is not provided by this grader yet, and is listed
+    so that nobody assumes it.
     """
     return {
         "network, process and mount namespaces (no network; no process outside in sight)": namespaces_available(),
-        "a private /tmp, /var/tmp and /dev/shm, and capabilities dropped once they are made": private_tmp_available(),
-        "cgroups: a cap on processes, memory and CPU per grading": False,
-        "a read-only view of the file system outside the grading's own folders": False,
+        "a private /tmp, /var/tmp and /dev/shm, the rest read-only, and capabilities dropped once made": private_tmp_available(),
+        "cgroups: a cap on each grading's processes and memory, and an equal share of the CPU": cgroups_available(),
         "verdicts from a process that never runs the submission's code": False,
     }
 
 
-SYSTEM_PROTECTIONS = 2  # the first entries of protections(): those a system may lack, which --require-sandbox needs
+SYSTEM_PROTECTIONS = 3  # the first entries of protections(): those a system may lack, which --require-sandbox needs
+
+
+@cache
+def cgroups_available() -> bool:
+    """Whether the grader can put a grading in a cgroup that caps its processes and memory: tried in a fresh process."""
+    name = f"autograder-probe-{os.getpid()}"
+    probe = f"from autograder.sandbox import _probe_cgroup; print(_probe_cgroup({name!r}))"
+    try:
+        result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    finally:
+        remove_cgroup(_probe_sandbox(name))
+    return {"pids", "memory"} <= set(result.stdout.split())
+
+
+def _probe_cgroup(name: str) -> str:
+    return " ".join(enter_cgroup(_probe_sandbox(name)))
+
+
+def _probe_sandbox(name: str) -> Sandbox:
+    return Sandbox("", "", grader=name, tests="", tests_digest="", memory_mb=256, file_mb=1, processes=64, namespaces=False)
 
 
 @cache
@@ -267,7 +305,7 @@ def _enter_layers() -> int:
         return 0
     child = os.fork()  # the private /tmp is made by process 1 of the new PID namespace, as when grading
     if child == 0:
-        os._exit(0 if enter_private_tmp([], 1) else 1)
+        os._exit(0 if enter_private_tmp([], [], 1) else 1)
     return 2 if os.waitpid(child, 0)[1] == 0 else 1
 
 
@@ -293,8 +331,8 @@ def enter_namespaces() -> bool:
     return True
 
 
-def enter_private_tmp(keep: list[str], size_mb: int) -> bool:
-    """Give this process, process 1 of the namespaces that enter_namespaces made, a /tmp of its own.
+def enter_private_tmp(keep: list[str], writable: list[str], size_mb: int) -> bool:
+    """Give this process, process 1 of the namespaces that enter_namespaces made, a /tmp of its own and a read-only host.
 
     Every grading runs as the same user, and the grader keeps each one's copy of the
     hidden tests and its results in the temporary folder: without this, a submission
@@ -303,11 +341,13 @@ def enter_private_tmp(keep: list[str], size_mb: int) -> bool:
     /var/tmp and /dev/shm, so all that the others keep there is out of sight, and what
     this one writes there cannot fill the machine's memory. The folders in ``keep``
     that lie there (this grading's own, and the code it runs) are mounted back where
-    they were, so their paths still work, and files written in them reach the grader. /proc is mounted
-    afresh, listing only this namespace's processes: the old one listed every process
-    on the machine with its command line, and the grader's may name the hidden tests.
-    The user's runtime folders (/run/user, ``$XDG_RUNTIME_DIR``) are covered by an empty
-    tmpfs. Returns False, hiding nothing, where the system forbids it.
+    they were, so their paths still work. /proc is mounted afresh, listing only this
+    namespace's processes: the old one listed every process on the machine with its
+    command line, and the grader's may name the hidden tests. The user's runtime folders
+    (/run/user, ``$XDG_RUNTIME_DIR``) are covered by an empty tmpfs. Then everything else
+    becomes read-only (``make_read_only``): the tmpfs and the folders in ``writable`` are
+    the only places this process can write. Returns False, hiding nothing, where the
+    system forbids it.
     """
     shared = list(dict.fromkeys([tempfile.gettempdir(), "/tmp", "/var/tmp", "/dev/shm"]))
     # Only what lies inside a shared folder needs mounting back, and never a whole shared
@@ -335,7 +375,59 @@ def enter_private_tmp(keep: list[str], size_mb: int) -> bool:
     for path in dict.fromkeys(filter(None, [os.environ.get("XDG_RUNTIME_DIR"), "/run/user"])):
         if os.path.isdir(path) and not any(Path(path).is_relative_to(f) for f in shared):
             _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=1m,mode=700")
+    make_read_only([p for p in shared if os.path.isdir(p)] + writable)
     return True
+
+
+MS_RDONLY, MS_REMOUNT, MS_NOATIME, MS_NODIRATIME, MS_RELATIME, MS_STRICTATIME = 0x1, 0x20, 0x400, 0x800, 0x200000, 0x1000000
+# A mount inherited from outside the user namespace is locked: remounting it must keep these as they are.
+LOCKED_MOUNT_FLAGS = {
+    "nosuid": MS_NOSUID,
+    "nodev": MS_NODEV,
+    "noexec": MS_NOEXEC,
+    "noatime": MS_NOATIME,
+    "nodiratime": MS_NODIRATIME,
+    "relatime": MS_RELATIME,
+}
+
+
+def make_read_only(writable: list[str]) -> None:
+    """Remount every mount of this mount namespace read-only, except /proc and the folders in ``writable``.
+
+    The grading runs as the instructor (or as root, if the grader does): without this, a
+    submission could plant a ``.pth`` file in the virtual environment (code that runs at
+    every later Python start, outside any sandbox), rewrite the original hidden tests,
+    other learners' notebooks or earlier results, or move itself out of its cgroup. The
+    kernel keeps inherited mounts read-only once made so, even for a process that makes a
+    user namespace of its own and regains capabilities there.
+    """
+    kept = {os.path.realpath(path) for path in writable}
+    for path in kept - {target for target, _ in _mounts()}:  # its own mount, to stay writable when the one it lies on is not
+        _mount(path, path, flags=MS_BIND)
+    for target, options in _mounts():
+        if target in kept | {"/proc"} or "ro" in options:
+            continue
+        flags = MS_REMOUNT | MS_BIND | MS_RDONLY | sum(LOCKED_MOUNT_FLAGS.get(option, 0) for option in options)
+        if not flags & (MS_NOATIME | MS_RELATIME):
+            flags |= MS_STRICTATIME
+        try:
+            _mount("none", target, flags=flags)
+        except OSError as e:
+            # Under the private /tmp, out of sight and out of reach: the path is not there,
+            # or is a plain folder of the tmpfs.
+            if e.errno not in (errno.ENOENT, errno.EINVAL):
+                raise
+
+
+def _mounts() -> list[tuple[str, list[str]]]:
+    """Each mount of this mount namespace: where it is mounted, and its options (``ro``, ``nosuid``...)."""
+    fields = (line.split() for line in Path("/proc/self/mountinfo").read_text().splitlines())
+    return [(_unescape(mount[4]), mount[5].split(",")) for mount in fields]
+
+
+def _unescape(path: str) -> str:
+    """A path as /proc/self/mountinfo writes it: space, tab, newline and backslash as octal escapes."""
+    return re.sub(r"\\([0-7]{3})", lambda octal: chr(int(octal.group(1), 8)), path)
 
 
 def _outermost(paths: list[str]) -> list[str]:
@@ -355,6 +447,75 @@ def _call(function: str, *args) -> None:
     if getattr(ctypes.CDLL(None, use_errno=True), function)(*args) != 0:
         errno = ctypes.get_errno()
         raise OSError(errno, f"{function}: {os.strerror(errno)}")
+
+
+CGROUPS = Path("/sys/fs/cgroup")
+CGROUP_CONTROLLERS = ("pids", "memory", "cpu")
+
+
+def enter_cgroup(sandbox: Sandbox) -> list[str]:
+    """Move this process, and so all it starts, into a cgroup of its own, where the system lets the grader make one.
+
+    Limits per process do not bind a submission that starts many: twenty processes
+    under the cap on address space, or a fork loop, could take the machine down or make
+    the gradings beside it time out. The cgroup caps the number of processes and threads
+    (``pids``), their memory together (``memory``: what one process may address, plus what
+    its /tmp may hold, which is memory too), and gives each grading an equal share of
+    the CPU however many processes it runs (``cpu``, at its default weight). The
+    grader removes it when the grading ends (``remove_cgroup``). Returns the controllers joined.
+    """
+    limits = {"pids": sandbox.processes}
+    if sandbox.memory_mb is not None:
+        limits["memory"] = (sandbox.memory_mb + sandbox.file_mb) * 2**20
+    controllers_by_folder: dict[Path, list[str]] = {}  # cgroups v2: one folder for every controller
+    for controller, folder in _cgroup_folders(sandbox.name).items():
+        controllers_by_folder.setdefault(folder, []).append(controller)
+    joined = []
+    for folder, controllers in controllers_by_folder.items():
+        try:
+            folder.mkdir()
+            version_2 = (folder / "cgroup.controllers").exists()
+            settings = {"pids": "pids.max", "memory": "memory.max" if version_2 else "memory.limit_in_bytes"}
+            for controller in set(controllers) & set(limits):
+                (folder / settings[controller]).write_text(str(limits[controller]))
+            (folder / "cgroup.procs").write_text(str(os.getpid()))
+        except OSError:
+            continue  # not delegated to this user: the limits per process remain
+        joined += controllers
+    return joined
+
+
+def remove_cgroup(sandbox: Sandbox) -> None:
+    """Once its processes are gone (killed ones may take a moment to go): nothing is left behind."""
+    for folder in set(_cgroup_folders(sandbox.name).values()):
+        for _ in range(100):
+            try:
+                folder.rmdir()
+            except FileNotFoundError:
+                break
+            except OSError:
+                time.sleep(0.02)
+            else:
+                break
+
+
+def _cgroup_folders(name: str) -> dict[str, Path]:
+    """Where the cgroup called ``name`` goes for each controller: inside this process's own, cgroups v1 or v2."""
+    folders: dict[str, Path] = {}
+    for line in sorted(Path("/proc/self/cgroup").read_text().splitlines(), reverse=True):  # v1 lines, then v2's
+        hierarchy, controllers, path = line.split(":", 2)
+        if hierarchy != "0":
+            for controller in set(controllers.split(",")) & set(CGROUP_CONTROLLERS):
+                folders[controller] = CGROUPS / controllers / path.lstrip("/") / name
+            continue
+        own = (CGROUPS if (CGROUPS / "cgroup.controllers").exists() else CGROUPS / "unified") / path.lstrip("/")
+        try:
+            delegated = (own / "cgroup.subtree_control").read_text().split()
+        except OSError:
+            continue
+        for controller in set(delegated) & set(CGROUP_CONTROLLERS) - set(folders):
+            folders[controller] = own / name
+    return folders
 
 
 def kill_process_group(pid: int) -> None:

@@ -4,6 +4,8 @@ import importlib.util
 import os
 import shutil
 import socket
+import sys
+import sysconfig
 import tempfile
 import textwrap
 import time
@@ -12,11 +14,13 @@ from pathlib import Path
 import pytest
 
 from autograder import runner
+from autograder.paths import ROOT
 from autograder.results import FAILED
 from autograder.runner import TAMPERED, run_in_subprocess
 from autograder.sandbox import (
     BLOCKED,
     Limits,
+    cgroups_available,
     install_network_guard,
     kill_process_group,
     namespaces_available,
@@ -220,7 +224,7 @@ def test_worker_processes_hand_over_tensors(learner):
 
 @pytest.mark.graded("undo", points=1, visible=True)
 def test_the_sandbox_cannot_be_undone(learner):
-    "Cannot unmount the private /tmp or /proc, mount anything, or make namespaces of its own."
+    "Cannot unmount the private /tmp or /proc, mount anything, or undo any of it in namespaces of its own."
     libc = ctypes.CDLL(None, use_errno=True)
     for path in (b"/tmp", b"/proc", b"/dev/shm"):
         assert libc.umount2(path, 2) != 0, f"unmounted {path}"  # 2: MNT_DETACH
@@ -231,6 +235,7 @@ def test_the_sandbox_cannot_be_undone(learner):
     if libc.unshare(0x10000000 | 0x00020000) == 0:
         for path in (b"/tmp", b"/proc"):
             assert libc.umount2(path, 2) != 0, f"unmounted {path} in a namespace of its own"
+        assert libc.mount(b"none", b"/", None, 0x20 | 0x1000, None) != 0, "made / writable in a namespace of its own"
     assert not os.path.exists(NEIGHBOUR), "another grading's folder is visible"
 
 @pytest.mark.graded("size", points=1, visible=True)
@@ -359,3 +364,105 @@ def test_the_users_session_sockets_are_out_of_reach(tmp_path):
         assert [(v.score, v.output) for v in verdicts] == [(1, "")]
     finally:
         shutil.rmtree("/run/user" if made_run_user else runtime)
+
+
+HOST = """
+import os
+import sysconfig
+import time
+
+import pytest
+
+def refused(path, flags):
+    try:
+        os.close(os.open(path, flags, 0o644))
+    except OSError:
+        return True
+    return False
+
+@pytest.mark.graded("host", points=1, visible=True)
+def test_the_host_is_read_only(learner):
+    "Can change nothing outside its own temporary folders: not Python's libraries, the course, the system, the cgroups."
+    # Opened for appending, a file that exists is not changed; a probe that gets created is removed by the test outside.
+    for path in (*PROBES, os.path.join(sysconfig.get_paths()["purelib"], PROBE_NAME)):
+        assert refused(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND), f"could write {path}"
+    with open("/tmp/scratch", "w") as f:
+        f.write("its own /tmp stays writable")
+
+@pytest.mark.graded("processes", points=1, visible=True)
+def test_processes_are_capped(learner):
+    "Cannot have more than the grading's processes at once, however many it starts."
+    children = []
+    try:
+        for _ in range(4 * MAX_PROCESSES):
+            pid = os.fork()
+            if pid == 0:
+                os.read(os.pipe()[0], 1)  # waits until it is killed
+                os._exit(0)
+            children.append(pid)
+    except OSError:
+        pass
+    finally:
+        for pid in children:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+    assert len(children) < MAX_PROCESSES, f"started {len(children)} processes"
+
+@pytest.mark.graded("memory", points=1, visible=True)
+def test_memory_is_capped_for_all_processes_together(learner):
+    "Cannot use more memory in several processes than the grading may (each child stays under the cap per process)."
+    ready, told = os.pipe()
+    children = []
+    for _ in range(4):
+        pid = os.fork()
+        if pid == 0:
+            held = b"x" * (MEMORY_MB // 2 * 2**20)  # written, so it is resident
+            os.write(told, b"1")
+            os.read(os.pipe()[0], 1)  # waits until it is killed
+            os._exit(len(held) and 0)
+        children.append(pid)
+    os.close(told)
+    os.set_blocking(ready, False)
+    holding, ended, deadline = 0, set(), time.monotonic() + 30
+    while holding + len(ended) < len(children) and time.monotonic() < deadline:
+        try:
+            holding += len(os.read(ready, 4))
+        except BlockingIOError:
+            time.sleep(0.05)
+        ended |= {pid for pid in set(children) - ended if os.waitpid(pid, os.WNOHANG) != (0, 0)}
+    for pid in set(children) - ended:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    assert holding < len(children), f"{holding} processes held {MEMORY_MB // 2} MiB each"
+"""
+
+
+def test_a_grading_can_change_nothing_on_the_host_and_has_its_processes_and_memory_capped(tmp_path):
+    "Can graded code write anywhere on the host outside its own /tmp, or go past the caps on processes and memory?"
+    if not private_tmp_available() or not cgroups_available():
+        pytest.skip("this system gives no private mounts or no cgroups: grading there is marked not safe for credit")
+    name = f"autograder-probe-{os.getpid()}"
+    outside = [
+        ROOT / name,  # the course (its hidden tests, the grader's own code)
+        Path(sys.prefix) / name,
+        Path("/etc/passwd"),
+        *Path("/sys/fs/cgroup").glob("*/cgroup.procs"),
+        *Path("/sys/fs/cgroup").glob("cgroup.procs"),
+    ]
+    hidden = tmp_path / "hidden" / "test_host.py"
+    hidden.parent.mkdir()
+    limits = Limits(memory_mb=512, file_mb=64, processes=32)
+    hidden.write_text(
+        f"PROBES, PROBE_NAME = {[str(p) for p in outside]!r}, {name!r}\n"
+        f"MAX_PROCESSES, MEMORY_MB = {limits.processes}, {limits.memory_mb}\n{HOST}"
+    )
+    write_module(tmp_path / "pkg", "")
+    try:
+        verdicts, problem = run_in_subprocess(hidden, tmp_path / "pkg", ["cardfraud.numbers"], limits=limits)
+    finally:
+        created = [p for p in (*outside, Path(sysconfig.get_paths()["purelib"]) / name) if p.name == name and p.exists()]
+        for path in created:
+            path.unlink()
+    assert not created, f"graded code created {created}"
+    assert problem is None
+    assert {v.part: (v.score, v.output) for v in verdicts} == {p: (1, "") for p in ("host", "processes", "memory")}
