@@ -89,19 +89,18 @@ def _grade(args) -> int:
     from autograder.batch import grade_class, parse_shard
     from autograder.paths import HIDDEN_TESTS_VARIABLE, hidden_tests_dir
     from autograder.results import format_table, write_csv, write_json
-    from autograder.sandbox import SYSTEM_PROTECTIONS, Limits, private_tmp_available, protections
+    from autograder.sandbox import Limits, missing_protections, private_tmp_available, protections
 
-    given = protections()
     if args.check_sandbox:
-        print("\n".join(f"{'yes' if present else 'no '}  {name}" for name, present in given.items()))
+        print("\n".join(f"{'yes' if present else 'no '}  {name}" for name, present in protections().items()))
         return 0
     if args.path is None:
         raise ValueError("grade: give a notebook, a learner's folder or a submitted/ tree to grade")
-    missing = [name for name, present in list(given.items())[:SYSTEM_PROTECTIONS] if not present]
+    missing = missing_protections()
     if missing and args.require_sandbox:
         raise ValueError(f"--require-sandbox: this system does not give {'; '.join(missing)}")
     for name in missing:
-        print(f"warning: this system does not give {name}: grading goes on without it", file=sys.stderr)
+        print(f"warning: this system does not give {name}: grading goes on, not safe for credit", file=sys.stderr)
     if args.device == "cuda":
         import torch
 

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from autograder.feedback import write_feedback
 from autograder.grade import Submission, discover, grade_submission
 from autograder.results import SubmissionResult, read_submission, write_submission
-from autograder.sandbox import Limits
+from autograder.sandbox import Limits, missing_protections
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -58,10 +58,11 @@ def _grader_code() -> bytes:
 
 
 def fingerprint(submission: Submission, hidden_dir: Path, limits: Limits) -> str:
-    """What a result depends on: the notebooks, the assignment's hidden tests, the limits, the device and the grader."""
+    """What a result depends on: the notebooks, the assignment's hidden tests, the limits, the device, the grader and
+    the protections it was graded without (a run on a system that has them grades again)."""
     # Numbers as floats, so that a limit of 60 from the command line equals the default 60.0.
     settings = {k: v if isinstance(v, str) else float(v) for k, v in asdict(limits).items()}
-    digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
+    digest = hashlib.sha256(json.dumps([settings, missing_protections()], sort_keys=True).encode())
     digest.update(_grader_code())
     tests = sorted((Path(hidden_dir) / submission.assignment).rglob("*.py"))
     for path in [*tests, *(submission.notebooks[name] for name in sorted(submission.notebooks))]:
@@ -80,15 +81,20 @@ def grade_class(
 ) -> list[SubmissionResult]:
     """Grade every submission under ``path`` (this shard of them), ``workers`` at a time."""
     submissions = shard_of(discover(path), shard)
+    missing = missing_protections()
+    unsafe = f"graded without {'; '.join(missing)}" if missing else ""
 
     def one(submission: Submission) -> SubmissionResult:
         if out is None:
-            return _graded_or_failed(submission, hidden_dir, limits)[0]
+            result, _ = _graded_or_failed(submission, hidden_dir, limits)
+            result.not_safe_for_credit = unsafe
+            return result
         folder = Path(out) / submission.student / submission.assignment
         key = fingerprint(submission, hidden_dir, limits)
         if not force and (earlier := read_submission(folder / "results.json", key)) is not None:
             return earlier
         result, graded = _graded_or_failed(submission, hidden_dir, limits)
+        result.not_safe_for_credit = unsafe
         if not graded:
             return result  # nothing written: the next run tries this submission again
         # Feedback first: results.json is the mark of a finished submission.

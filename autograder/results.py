@@ -49,6 +49,7 @@ class SubmissionResult:
     assignment: str
     tests: list[GradedTest] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)  # problems with the submission as a whole
+    not_safe_for_credit: str = ""  # why, where the system lacked a protection of the sandbox: for the instructor
 
     @property
     def score(self) -> float:
@@ -96,6 +97,7 @@ def write_submission(result: SubmissionResult, path: Path, fingerprint: str) -> 
         "assignment": result.assignment,
         "fingerprint": fingerprint,
         "messages": result.messages,
+        "not_safe_for_credit": result.not_safe_for_credit,
         "tests": [asdict(test) for test in result.tests],
     }
     write_atomically(path, json.dumps(payload, indent=2) + "\n")
@@ -108,7 +110,8 @@ def read_submission(path: Path, fingerprint: str) -> SubmissionResult | None:
         if extra["fingerprint"] != fingerprint:
             return None
         tests = [GradedTest(**test) for test in extra["tests"]]
-        return SubmissionResult(extra["student"], extra["assignment"], tests, list(extra["messages"]))
+        messages, unsafe = list(extra["messages"]), str(extra["not_safe_for_credit"])
+        return SubmissionResult(extra["student"], extra["assignment"], tests, messages, unsafe)
     except (OSError, ValueError, KeyError, TypeError):  # missing, damaged or from another version: grade again
         return None
 
@@ -117,9 +120,10 @@ def write_csv(results: list[SubmissionResult], path: Path) -> None:
     """The class sheet: one row per learner and assignment."""
     sheet = io.StringIO(newline="")
     writer = csv.writer(sheet)
-    writer.writerow(["student", "assignment", "score", "max_score", "messages"])
+    writer.writerow(["student", "assignment", "score", "max_score", "messages", "safe_for_credit"])
     for r in results:
-        writer.writerow([r.student, r.assignment, r.score, r.max_score, " | ".join(r.messages)])
+        safe = f"no: {r.not_safe_for_credit}" if r.not_safe_for_credit else "yes"
+        writer.writerow([r.student, r.assignment, r.score, r.max_score, " | ".join(r.messages), safe])
     write_atomically(path, sheet.getvalue())
 
 
@@ -159,6 +163,8 @@ def format_table(results: list[SubmissionResult]) -> str:
     for r in results:
         for message in r.messages:
             lines.append(f"  note ({r.student} / {r.assignment}): {message}")
+    for reason in dict.fromkeys(r.not_safe_for_credit for r in results if r.not_safe_for_credit):
+        lines.append(f"not safe for credit: {reason}")
     total = sum(r.score for r in results)
     possible = sum(r.max_score for r in results)
     lines.append(f"total: {total:g}/{possible:g} points over {len(results)} submission(s)")

@@ -5,8 +5,10 @@ A notebook's hidden tests, and with them the submission, run in a process that
 
 1. **Limits** (``Limits``): wall clock per notebook and per submission, time per test,
    memory on top of the preloaded libraries, the largest file and the size of /tmp.
-2. **A process group of its own** (``run_confined``): one signal stops the tests and
-   everything they started; output goes to a log file that the grader reads the end of.
+2. **A process group and a cgroup of its own** (``run_confined``, ``enter_cgroup``): one
+   signal stops the tests and everything they started; output goes to a log file that
+   the grader reads the end of. Where the grader may make cgroups, the grading's
+   processes, and their memory together, are capped, and it gets an equal CPU share.
 3. **Fresh namespaces** (``enter_namespaces``, the ``unshare`` system call): the tests
    run as process 1 of a PID namespace, in a network namespace with only a loopback
    interface. No call of any kind (Python, C, a subprocess) reaches another host; no
@@ -17,10 +19,11 @@ A notebook's hidden tests, and with them the submission, run in a process that
    of their own (with /var/tmp and /dev/shm; in memory, with a size limit) and a /proc
    that lists only their processes. The files of the notebooks graded at the same time
    are out of sight, so a submission cannot change another's copy of the hidden tests
-   or its results. Files elsewhere stay shared: the tests run as the grader's user.
+   or its results. Everything else is read-only (``make_read_only``): the tests run as
+   the grader's user, but cannot change the course, Python's libraries or earlier results.
 5. **Resource limits and a clean environment** (``confine``): address space, file size,
-   the working directory and HOME; the hidden tests' location, pytest's options and
-   the grader's command line are not passed on.
+   processes (inside the user namespace), the working directory and HOME; the hidden
+   tests' location, pytest's options and the grader's command line are not passed on.
 6. **A check that the hidden tests are the grader's** (``tests_digest``): without a
    private /tmp another grading may have changed the copy; it is checked at the last
    moment before pytest loads it, and a changed copy runs no test.
@@ -265,6 +268,11 @@ def protections() -> dict[str, bool]:
 
 
 SYSTEM_PROTECTIONS = 3  # the first entries of protections(): those a system may lack, which --require-sandbox needs
+
+
+def missing_protections() -> list[str]:
+    """The protections that a system may give and this one does not: grading without them is not safe for credit."""
+    return [name for name, present in list(protections().items())[:SYSTEM_PROTECTIONS] if not present]
 
 
 @cache

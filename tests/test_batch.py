@@ -1,5 +1,6 @@
 """Grading a class: workers, resuming an interrupted run, shards, per-learner results and feedback."""
 
+import csv
 import json
 
 import pytest
@@ -212,3 +213,28 @@ def test_writing_results_follows_no_link(tmp_path):
     write_atomically(out / "results.json", "{}\n")
     assert victim.read_text() == "the instructor's file\n"
     assert not (out / "results.json").is_symlink() and (out / "results.json").read_text() == "{}\n"
+
+
+@pytest.mark.slow
+def test_a_run_without_the_full_sandbox_is_marked_not_safe_for_credit(course, tmp_path, monkeypatch, capsys, graded_calls):
+    "Where the system lacks a protection, does grading go on, marking every result, the class sheet and the summary, and regrade once it has them?"
+    hidden, submitted = course
+    out, sheet = tmp_path / "out", tmp_path / "class.csv"
+    command = ["grade", str(submitted), "--hidden-tests", str(hidden), "--out", str(out), "--csv", str(sheet)]
+    present = sandbox.cgroups_available
+    monkeypatch.setattr(sandbox, "cgroups_available", lambda: False)
+    assert main(command) == 0
+    lacking = "not safe for credit: graded without cgroups"
+    assert lacking in capsys.readouterr().out
+    rows = list(csv.DictReader(sheet.read_text().splitlines()))
+    assert len(rows) == 4 and all(row["safe_for_credit"].startswith("no: graded without cgroups") for row in rows)
+    stored = json.loads((out / "ann" / "numbers" / "results.json").read_text())["extra_data"]
+    assert stored["not_safe_for_credit"].startswith("graded without cgroups") and stored["tests"]
+    monkeypatch.setattr(sandbox, "cgroups_available", present)
+    if sandbox.missing_protections():
+        return  # this system lacks a protection itself: nothing to regrade under
+    graded_calls.clear()
+    assert main(command) == 0
+    assert sorted(graded_calls) == ["ann", "bob", "cy", "dee"]  # graded again, now under the whole sandbox
+    assert lacking not in capsys.readouterr().out
+    assert [row["safe_for_credit"] for row in csv.DictReader(sheet.read_text().splitlines())] == ["yes"] * 4
