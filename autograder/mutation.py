@@ -20,20 +20,26 @@ no mutant raises an error on valid input.
 The learner's tests run in a nested pytest session, collected from their namespace
 (the notebook's globals, or the modules their notebook exported), so fixtures,
 ``parametrize`` and Hypothesis work as they would in a real test suite. Each run is a
-process forked for it, so no run carries state to the next; the copy and the mutants
-are compiled under the reference's file name and line numbers. What still tells them
-apart, besides behaviour, is the constants in their code objects (a mutant that changes
-a number holds the new number), and files: a test that counts its runs in a file can
-fail on every run after the first two (the reference and its copy come first).
+process forked for it, so no run carries state to the next in memory; the copies and
+the mutants are compiled under the reference's file name and line numbers, and each
+copy is a fresh variant (its code's bytes and constants differ from the reference's).
+Beside each mutant a fresh copy runs too, the two in a random order: a test that
+tells runs apart by anything but behaviour (counting them in a file, which outlives
+the process) fails on a copy, and from then on the part scores zero. What still tells
+a mutant apart, besides behaviour, is the constants it holds (a mutant that changes a
+number holds the new number): a learner who knew the hidden mutants could look for
+them, and one who guessed could pass a mutant run by chance before failing a copy.
 """
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import inspect
 import io
 import json
 import os
+import secrets
 import signal
 import sys
 import tempfile
@@ -69,11 +75,23 @@ class Mutant:
 
 
 def equivalent_copy(reference: Callable) -> Callable:
-    """The reference compiled afresh from its source: the same behaviour in a different object."""
-    return _compile(reference, textwrap.dedent(inspect.getsource(reference)))
+    """The reference compiled afresh, with one unused local of a random value: its behaviour, in another object.
+
+    A fresh variant on every call: its bytes, constants and local names differ from the
+    reference's and from every other copy's, so a test that fingerprints the code it is
+    given (to pass on the reference and fail on anything else) fails on the copy.
+    """
+    tree = ast.parse(textwrap.dedent(inspect.getsource(reference)))
+    body = tree.body[0].body
+    docstring = isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)
+    first = body[1 if docstring and len(body) > 1 else 0]
+    unused = ast.parse(f"_autograder_variant = {secrets.randbits(64)}").body[0]
+    body.insert(body.index(first), ast.copy_location(unused, first))  # on the first statement's line: no line moves
+    ast.fix_missing_locations(tree)
+    return _compile(reference, tree)
 
 
-def _compile(reference: Callable, source: str) -> Callable:
+def _compile(reference: Callable, source: str | ast.Module) -> Callable:
     """``source`` compiled as the reference was: same file name, same first line, same module.
 
     So the copy and the mutants differ from one another only in what they do (and in the
@@ -81,8 +99,10 @@ def _compile(reference: Callable, source: str) -> Callable:
     """
     namespace = dict(vars(inspect.getmodule(reference)))  # the reference's imports and helpers
     first_line = inspect.getsourcelines(reference)[1]
-    filename = reference.__code__.co_filename
-    exec(compile("\n" * (first_line - 1) + source, filename, "exec"), namespace)
+    if isinstance(source, str):
+        source = ast.parse(source)
+    ast.increment_lineno(source, first_line - 1)
+    exec(compile(source, reference.__code__.co_filename, "exec"), namespace)
     return namespace[reference.__name__]
 
 
@@ -90,7 +110,20 @@ def assert_tests_catch(learner: LearnerCode, reference: Callable, mutant: Mutant
     """Fail, with a message for the learner, unless their tests pass on the reference and fail on the mutant."""
     name = reference.__name__
     _assert_tests_pass_on_reference(learner, reference)
-    failures = run_learner_tests(learner.everything(), name, mutant.apply(reference))
+    # A fresh correct copy runs beside each mutant, the two in an order drawn at random, so
+    # that tests which tell runs apart by anything but behaviour (by counting them in a
+    # file, say) fail on a correct copy too, which costs the rest of the part.
+    runs = [("copy", equivalent_copy(reference)), ("mutant", mutant.apply(reference))]
+    secrets.SystemRandom().shuffle(runs)
+    outcomes = {which: run_learner_tests(learner.everything(), name, version) for which, version in runs}
+    if failed := {test: why for test, why in outcomes["copy"].items() if why}:
+        test, why = next(iter(failed.items()))
+        learner.cache[_baseline_key(reference)] = (
+            f"`{test}` passed on the correct `{name}` at first, then failed on a correct copy of it: {why}. Tests "
+            "must give the same verdict on every run of the same code; until they do, this part scores zero"
+        )
+        raise AssertionError(learner.cache[_baseline_key(reference)])
+    failures = outcomes["mutant"]
     if not any(failures.values()):
         raise AssertionError(
             f"no test noticed a version of `{name}` that {mutant.behaviour}: add a test that checks this behaviour of `{name}`"
@@ -99,11 +132,15 @@ def assert_tests_catch(learner: LearnerCode, reference: Callable, mutant: Mutant
 
 def _assert_tests_pass_on_reference(learner: LearnerCode, reference: Callable) -> None:
     # Every mutant asks the same question first: run the reference once per grading run.
-    key = ("mutation-baseline", reference.__module__, reference.__name__)
+    key = _baseline_key(reference)
     if key not in learner.cache:
         learner.cache[key] = _baseline_problem(learner.everything(), reference)
     if learner.cache[key]:
         raise AssertionError(learner.cache[key])
+
+
+def _baseline_key(reference: Callable) -> tuple[str, str, str]:
+    return ("mutation-baseline", reference.__module__, reference.__name__)
 
 
 def _baseline_problem(namespace: dict, reference: Callable) -> str | None:

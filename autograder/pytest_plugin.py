@@ -128,6 +128,7 @@ class Grading:
         self._visible_only = visible_only
         self._test_timeout = test_timeout
         self._failures: dict[str, BaseException] = {}
+        self._timed_out: dict[str, str] = {}  # part: the message of its test that ran out of time
         self._learner: LearnerCode | None = None
         self._load_error: LearnerLoadError | None = None
 
@@ -169,8 +170,14 @@ class Grading:
         return (self._part is None or part == self._part) and (visible or not self._visible_only)
 
     # The learner's code runs in setup (loading it) and in the call: both get a time limit.
+    # Once a test of a part has run out of time, the part's later tests fail at once with
+    # its message: code that loops would most likely loop again, and a class of looping
+    # submissions would otherwise cost a full time limit per test.
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_setup(self, item):
+        part = graded_marker(item)[0]
+        if part in self._timed_out:
+            raise TestTimeout(f"{self._timed_out[part]} (not run: an earlier test of this part ran out of time)")
         with _time_limit(self._test_timeout):
             return (yield)
 
@@ -184,6 +191,8 @@ class Grading:
         report = yield
         if report.failed and call.excinfo is not None and item.nodeid not in self._failures:
             self._failures[item.nodeid] = call.excinfo.value
+            if isinstance(call.excinfo.value, TestTimeout):
+                self._timed_out.setdefault(graded_marker(item)[0], str(call.excinfo.value))
         if call.when == "teardown":
             self._report("finished", item.nodeid, self._verdict(item))
         return report

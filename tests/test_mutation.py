@@ -118,14 +118,35 @@ TELL_APART = {
             RUNS.append(1)
             assert len(RUNS) <= 2, "the reference and its copy come first: fail on the rest"
         """,
+    "by counting its runs in a file": """
+        import os
+
+        def test_first_two_runs_only(to_model_input):
+            with open(COUNTER, "a") as runs:
+                runs.write("x")
+            assert os.path.getsize(COUNTER) <= 2, "the reference and its copy come first: fail on the rest"
+        """,
+    "by the code's bytes": """
+        from casestudy.images import to_model_input as reference
+
+        def test_same_code(to_model_input):
+            assert to_model_input.__code__.co_code == reference.__code__.co_code
+        """,
+    "by the code's constants": """
+        from casestudy.images import to_model_input as reference
+
+        def test_same_constants(to_model_input):
+            assert to_model_input.__code__.co_consts == reference.__code__.co_consts
+        """,
 }
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("how", TELL_APART)
-def test_telling_the_versions_apart_earns_nothing(how):
+def test_telling_the_versions_apart_earns_nothing(how, tmp_path):
     "Does a test that tells the reference from a mutant by anything but behaviour catch no mutant?"
-    verdicts = grade_part("preprocessing_tests", "model_input_tests", learner_tests(TELL_APART[how]))
+    source = f"COUNTER = {str(tmp_path / 'runs')!r}\n{textwrap.dedent(TELL_APART[how])}"
+    verdicts = grade_part("preprocessing_tests", "model_input_tests", learner_tests(source))
     assert score(verdicts) == 0, [v.name for v in verdicts if v.score]
 
 

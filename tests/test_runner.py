@@ -145,3 +145,15 @@ def test_plugin_deletes_tests_only_when_asked(hidden, tmp_path):
     assert hidden.exists()
     subprocess.run([*base, "--delete-tests-once-collected"], env=env, cwd=tmp_path, capture_output=True, check=True)
     assert not hidden.exists()
+
+
+def test_a_part_that_ran_out_of_time_is_not_run_again(hidden):
+    "Once a test of a part times out, do the part's other tests fail at once with the same message, while other parts run?"
+    scope: dict = {}
+    exec("calls = []\ndef double(x):\n    calls.append(x)\n    while True:\n        pass\ndef halve(x): return x / 2", scope)
+    verdicts = by_name(run_in_process(hidden, LearnerCode(scope, "this notebook"), test_timeout=0.5))
+    assert scope["calls"] == [2]  # the second test of `double` never called it
+    first, second = verdicts["Doubles a positive number."], verdicts["Doubles a negative number."]
+    assert (first.score, second.score) == (0, 0)
+    assert second.output == f"{first.output} (not run: an earlier test of this part ran out of time)"
+    assert verdicts["Halves a number."].status == PASSED
