@@ -15,6 +15,7 @@ import math
 import multiprocessing
 import multiprocessing.connection
 import os
+import select
 import shutil
 import sys
 import tempfile
@@ -44,11 +45,11 @@ from autograder.sandbox import (
 PYTEST_ARGS = ["-q", "-p", "no:cacheprovider", "--assert=plain", "--import-mode=importlib", "-c", os.devnull]
 
 FORGED = (
-    "the submission wrote into the results of its own grading (a verdict twice, or for a test that was not planned): "
-    "nothing this run reported counts"
+    "the submission wrote into the results of its own grading (a verdict twice, one for a test that was not planned, "
+    "or far more records than tests): nothing this run reported counts"
 )
 STATUSES = (PASSED, FAILED, NOT_ATTEMPTED)
-# One record: a test's message is shortened to 2,000 characters before it is written.
+# One record: a test's message is shortened to 2,000 characters before it is sent.
 MAX_RECORD_BYTES = 64 * 1024
 TAMPERED = (
     "the hidden tests were changed or removed before they could run, perhaps by a submission graded at the same time: "
@@ -160,11 +161,10 @@ def run_in_subprocess(
             for path in tests.rglob("*.py"):
                 path.chmod(0o444)
             digest = tests_digest(tests)
-            results = Path(grader) / "results.jsonl"
             # No traceback, no summary: pytest's report, which quotes the hidden tests' code, names
             # and paths, stays out of the log, whose end may reach the learner's feedback.
             args = [str(tests / test_file.name), "-p", "autograder.pytest_plugin", "--tb=no", "-rN", *PYTEST_ARGS]
-            args += ["--rootdir", str(tests), "--results", str(results), "--test-timeout", str(limits.test_seconds)]
+            args += ["--rootdir", str(tests), "--test-timeout", str(limits.test_seconds)]
             args += ["--delete-tests-once-collected", "--device", limits.device]
             args += [arg for module in modules for arg in ("--learner-module", module)]
             # CUDA reserves tens of GiB of address space at start-up, so on the GPU the cap
@@ -181,8 +181,9 @@ def run_in_subprocess(
                 limits.processes,
                 namespaces_available(),
             )
-            problem, timed_out = _run_killable(args, sandbox, timeout=limits.notebook_seconds)
-            collected, finished, forged = _read_results(results, planned)
+            # Each test reports two records: more than that, and then some, is no plugin's doing.
+            problem, timed_out, reported = _run_killable(args, sandbox, limits.notebook_seconds, 2 * len(planned) + 8)
+            collected, finished, forged = _read_results(reported, planned)
     except (FileNotFoundError, shutil.Error):
         pass  # Without a private /tmp, another grading may remove this one's files: reported below.
     if forged:
@@ -219,20 +220,80 @@ def _fork_server() -> multiprocessing.context.BaseContext:
     return context
 
 
-def _run_killable(args: list[str], sandbox: Sandbox, timeout: float) -> tuple[str | None, bool]:
-    """Why the run did not end normally, if it did not, and whether it ran out of time."""
-    process = _fork_server().Process(target=run_confined, args=(args, sandbox), name="autograder-notebook")
+def _run_killable(
+    args: list[str], sandbox: Sandbox, timeout: float, max_records: int
+) -> tuple[str | None, bool, list[bytes] | None]:
+    """Why the run did not end normally, if it did not; whether it ran out of time; and what it reported.
+
+    The run reports its results over a pipe, one record per line, read as they come (at
+    most ``max_records`` of them; None if it sent more): a file could be read back,
+    rewritten or removed by the submission, or by another grading, after the fact.
+    """
+    receive, send = multiprocessing.Pipe(duplex=False)
+    process = _fork_server().Process(target=run_confined, args=(args, sandbox, send), name="autograder-notebook")
     _start_without_main(process)
+    send.close()
+    reader = _RecordReader(receive, max_records)
     process.join(timeout)
     timed_out = process.is_alive()
     problem = f"grading stopped after {timeout:g} s (the time limit per notebook)" if timed_out else None
     kill_process_group(process.pid)  # on time or not: whatever the submission left running
     process.join()
     remove_cgroup(sandbox)
+    records = reader.stop()
     if problem is None and process.exitcode not in (0, 1, 5):
         tail = _tail(Path(sandbox.log)).splitlines()[-5:]
         problem = f"the test process ended abnormally (exit code {process.exitcode}): " + " / ".join(tail)
-    return problem, timed_out
+    return problem, timed_out, records
+
+
+class _RecordReader:
+    """Reads lines from a pipe in a thread of its own, so that the writer never waits on a full pipe.
+
+    Bounded: a line longer than a record may be is skipped, and after ``max_records``
+    lines the reader keeps draining the pipe but keeps nothing more (and reports None).
+    It stops when the pipe closes or when told, since a process the submission left
+    running elsewhere may hold the pipe open.
+    """
+
+    def __init__(self, connection: multiprocessing.connection.Connection, max_records: int):
+        self._connection, self._max_records = connection, max_records
+        self._records: list[bytes] | None = []
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._read, name="autograder-results", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> list[bytes] | None:
+        self._stopping.set()
+        self._thread.join()
+        self._connection.close()
+        return self._records
+
+    def _read(self) -> None:
+        fd, pending, skipping = self._connection.fileno(), b"", False
+        while True:
+            ready, _, _ = select.select([fd], [], [], 0.05)
+            if not ready:
+                if self._stopping.is_set():
+                    return  # nothing more to read, and the run is over
+                continue
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return
+            *lines, pending = (pending + chunk).split(b"\n")
+            for line in lines:
+                if skipping:
+                    skipping = False  # the end of an overlong line
+                elif len(line) <= MAX_RECORD_BYTES:
+                    self._keep(line)
+            if len(pending) > MAX_RECORD_BYTES:
+                pending, skipping = b"", True
+
+    def _keep(self, line: bytes) -> None:
+        if self._records is not None and line:
+            self._records.append(line)
+            if len(self._records) > self._max_records:
+                self._records = None
 
 
 _STARTING = threading.Lock()
@@ -265,41 +326,36 @@ def _tail(path: Path, size: int = 16_384) -> str:
         return f.read().decode(errors="replace").strip()
 
 
-def _read_results(path: Path, planned: dict[str, GradedTest]) -> tuple[dict[str, tuple[str, float]], dict[str, GradedTest], bool]:
+def _read_results(
+    records: list[bytes] | None, planned: dict[str, GradedTest]
+) -> tuple[dict[str, tuple[str, float]], dict[str, GradedTest], bool]:
     """What a run reported: the tests it collected (part and points), the verdicts of those that finished, and
-    whether the file shows writing by someone other than the grading plugin.
+    whether its records show writing by someone other than the grading plugin (None: far more records than tests).
 
-    The file is written by the process that ran the submission, so it is read as
-    untrusted input: line by line with a bound on each, every record checked, and a
-    verdict keeps only the run's decision (score, clamped to the test's points; status;
-    message). Part, name, points and visibility come from the planned tests. A verdict for
-    a test that was not planned, or a second one for the same test, is no plugin's doing.
+    The records come from the process that ran the submission, so they are read as
+    untrusted input: each one checked, and a verdict keeps only the run's decision
+    (score, clamped to the test's points; status; message). Part, name, points and
+    visibility come from the planned tests. A verdict for a test that was not planned,
+    or a second one for the same test, is no plugin's doing.
     """
     collected: dict[str, tuple[str, float]] = {}
     finished: dict[str, GradedTest] = {}
-    if not path.exists():
-        return collected, finished, False
-    with path.open("rb") as f:
-        while line := f.readline(MAX_RECORD_BYTES):
-            if not line.endswith(b"\n") and len(line) == MAX_RECORD_BYTES:
-                while (rest := f.readline(MAX_RECORD_BYTES)) and not rest.endswith(b"\n"):
-                    pass  # the rest of an overlong line
-                continue
-            record = _record(line)
-            if record is None:
-                continue  # not a record: the last line of a killed run may be cut short
-            event, test_id = record["event"], record["test_id"]
-            if event == "collected":
-                collected[test_id] = (record["part"], record["max_score"])
-            elif test_id not in planned or test_id in finished:
-                return collected, finished, True
-            else:
-                test = planned[test_id]
-                score = min(max(record["score"], 0.0), test.max_score)
-                output = shorten(record["output"])
-                finished[test_id] = GradedTest(
-                    test.part, test.name, score, test.max_score, record["status"], output, test.visible
-                )
+    if records is None:
+        return collected, finished, True
+    for line in records:
+        record = _record(line)
+        if record is None:
+            continue  # not a record: the last line of a killed run may be cut short
+        event, test_id = record["event"], record["test_id"]
+        if event == "collected":
+            collected[test_id] = (record["part"], record["max_score"])
+        elif test_id not in planned or test_id in finished:
+            return collected, finished, True
+        else:
+            test = planned[test_id]
+            score = min(max(record["score"], 0.0), test.max_score)
+            output = shorten(record["output"])
+            finished[test_id] = GradedTest(test.part, test.name, score, test.max_score, record["status"], output, test.visible)
     return collected, finished, False
 
 

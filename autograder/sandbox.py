@@ -46,6 +46,7 @@ import errno
 import fcntl
 import hashlib
 import ipaddress
+import multiprocessing.connection
 import multiprocessing.util
 import os
 import re
@@ -66,6 +67,7 @@ import pytest
 from autograder.paths import HIDDEN_TESTS_VARIABLE, ROOT
 
 DEFAULT_TEST_TIMEOUT = 60.0
+LOG_NAME = "output.log"  # in the grader's folder for one grading
 USER_SESSION_VARIABLES = (
     "SSH_AUTH_SOCK",
     "SSH_AGENT_PID",
@@ -97,7 +99,7 @@ class Sandbox:
 
     work: str  # the submission's working directory and HOME
     package_root: str  # where its exported package can be imported from
-    grader: str  # the grader's files: the copy of the hidden tests, the results, the log
+    grader: str  # the grader's files: the copy of the hidden tests, the log
     tests: str  # the copy of the hidden tests
     tests_digest: str  # of that copy, as the grader made it
     memory_mb: int | None  # None: no cap on address space
@@ -113,16 +115,17 @@ class Sandbox:
     @property
     def log(self) -> str:
         """pytest's output, and anything the submission prints."""
-        return str(Path(self.grader) / "output.log")
+        return str(Path(self.grader) / LOG_NAME)
 
 
-def run_confined(args: list[str], sandbox: Sandbox) -> None:
+def run_confined(args: list[str], sandbox: Sandbox, results: multiprocessing.connection.Connection) -> None:
     """In the forked process: close the sandbox, then run pytest with ``args`` in a child of this one.
 
     The tests run one process further down, so that a submission that kills its parent
     kills this process, and only its own grading ends (as "abnormally"), not the fork
-    server that the other notebooks come from.
+    server that the other notebooks come from. They report over the pipe ``results``.
     """
+    args = [*args, "--results-fd", str(results.fileno())]
     # A session of its own makes this process and everything below it one group, so
     # one signal stops all of it.
     os.setsid()
@@ -154,13 +157,13 @@ def run_confined(args: list[str], sandbox: Sandbox) -> None:
 
 def confine(sandbox: Sandbox) -> None:
     """In the process that will run the tests: private /tmp, resource limits, a clean environment."""
-    # The grader's files stay where they are, on disk, and are mounted back into the
-    # private /tmp: the results outlive this process and its mounts, and no path changes.
-    # Made anew inside it instead: the working directory, which the grader never reads
-    # (so the submission may delete it, as it could before), and multiprocessing's folder
-    # for sockets, which the fork server may have named already (DataLoader workers hand
-    # tensors over through it).
-    keep = [sandbox.package_root, sandbox.grader, *code_folders()]
+    # The code that grading imports is mounted back, read-only, where it was; the grader's
+    # folder (the copy of the hidden tests; results go over a pipe, output to a file that
+    # is open already) is copied into the private /tmp, at the same path. Made anew inside
+    # it: the working directory, which the grader never reads, and multiprocessing's
+    # folder for sockets, which the fork server may have named already (DataLoader
+    # workers hand tensors over through it).
+    keep = [sandbox.package_root, *code_folders()]
     if sandbox.namespaces and enter_private_tmp(keep, [sandbox.grader], sandbox.file_mb):
         for folder in (sandbox.work, multiprocessing.util.get_temp_dir()):
             os.makedirs(folder, exist_ok=True)
@@ -339,7 +342,7 @@ def enter_namespaces() -> bool:
     return True
 
 
-def enter_private_tmp(keep: list[str], writable: list[str], size_mb: int) -> bool:
+def enter_private_tmp(keep: list[str], carry: list[str], size_mb: int) -> bool:
     """Give this process, process 1 of the namespaces that enter_namespaces made, a /tmp of its own and a read-only host.
 
     Every grading runs as the same user, and the grader keeps each one's copy of the
@@ -348,20 +351,22 @@ def enter_private_tmp(keep: list[str], writable: list[str], size_mb: int) -> boo
     mount namespace, one tmpfs of at most ``size_mb`` covers the temporary folder, /tmp,
     /var/tmp and /dev/shm, so all that the others keep there is out of sight, and what
     this one writes there cannot fill the machine's memory. The folders in ``keep``
-    that lie there (this grading's own, and the code it runs) are mounted back where
-    they were, so their paths still work. /proc is mounted afresh, listing only this
-    namespace's processes: the old one listed every process on the machine with its
-    command line, and the grader's may name the hidden tests. The user's runtime folders
-    (/run/user, ``$XDG_RUNTIME_DIR``) are covered by an empty tmpfs. Then everything else
-    becomes read-only (``make_read_only``): the tmpfs and the folders in ``writable`` are
-    the only places this process can write. Returns False, hiding nothing, where the
-    system forbids it.
+    that lie there (the code it runs) are mounted back where they were, so their paths
+    still work; those in ``carry`` (the grader's small folder for this grading) are
+    copied into the tmpfs at the same path, so that nothing on disk is written through
+    them. /proc is mounted afresh, listing only this namespace's processes: the old one
+    listed every process on the machine with its command line, and the grader's may
+    name the hidden tests. The user's runtime folders (/run/user, ``$XDG_RUNTIME_DIR``)
+    are covered by an empty tmpfs. Then everything else becomes read-only
+    (``make_read_only``): the tmpfs is the only place this process can write. Returns
+    False, hiding nothing, where the system forbids it.
     """
     shared = list(dict.fromkeys([tempfile.gettempdir(), "/tmp", "/var/tmp", "/dev/shm"]))
     # Only what lies inside a shared folder needs mounting back, and never a whole shared
     # folder (a script run from /tmp puts /tmp itself on sys.path).
     inside = [p for p in keep if any(Path(p).is_relative_to(f) and Path(p) != Path(f) for f in shared)]
     keep = _outermost(inside)
+    carried = {folder: _read_tree(Path(folder)) for folder in carry}
     try:
         _call("unshare", CLONE_NEWNS)
         _mount("none", "/", flags=MS_REC | MS_PRIVATE)  # nothing mounted here shows outside
@@ -378,13 +383,22 @@ def enter_private_tmp(keep: list[str], writable: list[str], size_mb: int) -> boo
         os.makedirs(path, exist_ok=True)
         _mount(f"/proc/self/fd/{folder}", path, flags=MS_BIND)
         os.close(folder)
+    for root, files in carried.items():
+        for relative, content in files.items():
+            (Path(root) / relative).parent.mkdir(parents=True, exist_ok=True)
+            (Path(root) / relative).write_bytes(content)
     # The user's runtime folders hold the sockets of their session bus (through which a
     # process can start services outside any sandbox) and of their SSH and GPG agents.
     for path in dict.fromkeys(filter(None, [os.environ.get("XDG_RUNTIME_DIR"), "/run/user"])):
         if os.path.isdir(path) and not any(Path(path).is_relative_to(f) for f in shared):
             _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=1m,mode=700")
-    make_read_only([p for p in shared if os.path.isdir(p)] + writable)
+    make_read_only([p for p in shared if os.path.isdir(p)])
     return True
+
+
+def _read_tree(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (but the log, which is open already), by its path inside it."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file() and p.name != LOG_NAME}
 
 
 MS_RDONLY, MS_REMOUNT, MS_NOATIME, MS_NODIRATIME, MS_RELATIME, MS_STRICTATIME = 0x1, 0x20, 0x400, 0x800, 0x200000, 0x1000000

@@ -34,23 +34,37 @@ def tampered() -> bytes:
     return nbformat.writes(notebook(code_cell("#| default_exp numbers"), answer)).encode()
 
 
-# Learner code that writes into the results file of its own grading (behind a private
-# /tmp, it finds only its own): what it writes there must not count, nor stop the batch.
-RESULTS_FILES = (
-    "import glob, json, os, tempfile\n"
-    "def each_results_file():\n"
-    "    for path in glob.glob(tempfile.gettempdir() + '/autograder-grader-*/results.jsonl'):\n"
-    "        yield path, open(path, 'a')\n"
+# Learner code that writes into the results of its own grading: it finds the pipe they
+# go through in pytest's configuration, in its own memory. What it writes there must not
+# count, nor stop the batch.
+RESULTS_CHANNELS = (
+    "import gc, json, os\n"
+    "def each_results_channel():\n"
+    "    import pytest\n"
+    "    for config in [o for o in gc.get_objects() if isinstance(o, pytest.Config)]:\n"
+    "        if config.getoption('results_fd', None) is not None:\n"
+    "            yield config.getoption('results_fd')\n"
 )
-MALFORMED = RESULTS_FILES + "for path, f in each_results_file():\n    f.write('{}\\n[]\\n\\n')\n    f.close()\n"
-# As the process ends, after the real verdicts: one more for every test, a billion points in a part of its own.
-INFLATE = RESULTS_FILES + (
+MALFORMED = RESULTS_CHANNELS + (
+    "def double(x):\n"
+    "    for channel in each_results_channel():\n"
+    "        os.write(channel, b'{}\\n[]\\n\\n' + b'x' * 100_000 + b'\\n')\n"
+    "    return 2 * x\n"
+    "\n"
+    "def halve(x):\n"
+    "    return x / 2\n"
+)
+# As the process ends, after the real verdicts: one more for every test it finds in memory,
+# a billion points each, in a part of its own.
+INFLATE = RESULTS_CHANNELS + (
     "def inflate():\n"
-    "    for path, f in each_results_file():\n"
-    "        for line in open(path).read().splitlines():\n"
-    "            record = {**json.loads(line), 'event': 'finished', 'score': 1e9, 'max_score': 1e9, 'part': 'bonus'}\n"
-    "            f.write(json.dumps({**record, 'status': 'passed', 'output': ''}) + '\\n')\n"
-    "        f.close()\n"
+    "    import pytest\n"
+    "    tests = [o.nodeid for o in gc.get_objects() if isinstance(o, pytest.Item)]\n"
+    "    for channel in each_results_channel():\n"
+    "        for test_id in tests:\n"
+    "            record = {'event': 'finished', 'test_id': test_id, 'score': 1e9, 'max_score': 1e9, 'part': 'bonus'}\n"
+    "            record.update(name='x', status='passed', output='', visible=True, notebook='')\n"
+    "            os.write(channel, (json.dumps(record) + '\\n').encode())\n"
     "real_exit = os._exit\n"
     "def forging_exit(code):\n"
     "    inflate()\n"
@@ -192,7 +206,7 @@ CORPUS = {
     ),
     "patches the interpreter": (exported(f"import sys\nsetattr(sys, 'exit', print)\n{GOOD}"), 0, "may not change"),
     "nbgrader metadata tampered": (tampered(), 4, ""),
-    "writes a malformed record into its results": (exported(MALFORMED + GOOD), 4, ""),
+    "writes a malformed record into its results": (exported(MALFORMED), 4, ""),
     "writes verdicts into its results as it exits": (exported(INFLATE + "def double(x):\n    return x\n"), 0, "results"),
 }
 

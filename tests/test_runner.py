@@ -139,7 +139,7 @@ def test_plugin_deletes_tests_only_when_asked(hidden, tmp_path):
     "Does the grading plugin leave the test files in place unless told they are a disposable copy?"
     write_module(tmp_path / "pkg", "def double(x): return 2 * x\ndef halve(x): return x / 2\n")
     base = [sys.executable, "-m", "pytest", str(hidden), "-p", "autograder.pytest_plugin", *PYTEST_ARGS]
-    base += ["--rootdir", str(hidden.parent), "--results", str(tmp_path / "r.jsonl"), "--learner-module", "cardfraud.numbers"]
+    base += ["--rootdir", str(hidden.parent), "--results-fd", "1", "--learner-module", "cardfraud.numbers"]  # to stdout
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "pkg"), str(ROOT)]), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
     subprocess.run(base, env=env, cwd=tmp_path, capture_output=True, check=True)
     assert hidden.exists()

@@ -289,22 +289,18 @@ TAMPERING = {
 }
 
 
-@pytest.mark.parametrize("tampering", [*TAMPERING, "results deleted"])
+@pytest.mark.parametrize("tampering", TAMPERING)
 def test_changed_tests_fail_every_test_and_say_so(tmp_path, monkeypatch, tampering):
-    "When the copy of the hidden tests, or the results, change behind the grader's back, does every test fail, saying so?"
+    "When the copy of the hidden tests changes behind the grader's back, does every test fail, saying so?"
     hidden = tmp_path / "hidden" / "test_numbers.py"
     hidden.parent.mkdir()
     hidden.write_text(HIDDEN_NUMBERS)
     write_module(tmp_path / "pkg", "def double(x):\n    return x\n\ndef halve(x):\n    return x\n")
     run = runner._run_killable
 
-    def run_tampered(args, sandbox, timeout):
-        if tampering == "results deleted":
-            outcome = run(args, sandbox, timeout)
-            Path(args[args.index("--results") + 1]).unlink()
-            return outcome
+    def run_tampered(args, sandbox, timeout, max_records):
         TAMPERING[tampering](Path(sandbox.tests) / hidden.name)
-        return run(args, sandbox, timeout)
+        return run(args, sandbox, timeout, max_records)
 
     monkeypatch.setattr(runner, "_run_killable", run_tampered)
     verdicts, problem = run_in_subprocess(hidden, tmp_path / "pkg", ["cardfraud.numbers"])
