@@ -401,12 +401,15 @@ def _read_tree(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file() and p.name != LOG_NAME}
 
 
-MS_RDONLY, MS_REMOUNT, MS_NOATIME, MS_NODIRATIME, MS_RELATIME, MS_STRICTATIME = 0x1, 0x20, 0x400, 0x800, 0x200000, 0x1000000
-# A mount inherited from outside the user namespace is locked: remounting it must keep these as they are.
-LOCKED_MOUNT_FLAGS = {
+MS_RDONLY, MS_REMOUNT, MS_NOSYMFOLLOW, MS_NOATIME, MS_NODIRATIME = 0x1, 0x20, 0x100, 0x400, 0x800
+MS_RELATIME, MS_STRICTATIME = 0x200000, 0x1000000
+# A mount inherited from outside the user namespace is locked: remounting it must keep these
+# as they are (and the rest are kept too, so that remounting only ever adds read-only).
+KEPT_MOUNT_FLAGS = {
     "nosuid": MS_NOSUID,
     "nodev": MS_NODEV,
     "noexec": MS_NOEXEC,
+    "nosymfollow": MS_NOSYMFOLLOW,
     "noatime": MS_NOATIME,
     "nodiratime": MS_NODIRATIME,
     "relatime": MS_RELATIME,
@@ -429,7 +432,7 @@ def make_read_only(writable: list[str]) -> None:
     for target, options in _mounts():
         if target in kept | {"/proc"} or "ro" in options:
             continue
-        flags = MS_REMOUNT | MS_BIND | MS_RDONLY | sum(LOCKED_MOUNT_FLAGS.get(option, 0) for option in options)
+        flags = MS_REMOUNT | MS_BIND | MS_RDONLY | sum(KEPT_MOUNT_FLAGS.get(option, 0) for option in options)
         if not flags & (MS_NOATIME | MS_RELATIME):
             flags |= MS_STRICTATIME
         try:
