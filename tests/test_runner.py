@@ -1,5 +1,6 @@
 """runner and pytest_plugin: hidden tests run against a namespace or a module, with points per test."""
 
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -7,6 +8,7 @@ import textwrap
 
 import pytest
 
+from autograder import runner
 from autograder.paths import ROOT
 from autograder.pytest_plugin import LearnerCode
 from autograder.results import FAILED, NOT_ATTEMPTED, PASSED
@@ -157,3 +159,18 @@ def test_a_part_that_ran_out_of_time_is_not_run_again(hidden):
     assert (first.score, second.score) == (0, 0)
     assert second.output == f"{first.output} (not run: an earlier test of this part ran out of time)"
     assert verdicts["Halves a number."].status == PASSED
+
+
+def test_reported_records_are_bounded():
+    "Are lines longer than a record skipped, and a run that reports far more records than it has tests voided?"
+    receive, send = multiprocessing.Pipe(duplex=False)
+    reader = runner._RecordReader(receive, max_records=3)
+    os.write(send.fileno(), b"x" * (runner.MAX_RECORD_BYTES + 1) + b"\n" + b"first\nsecond")
+    send.close()
+    assert reader.stop() == [b"first"]  # the overlong line skipped; an unfinished last line is no record
+    receive, send = multiprocessing.Pipe(duplex=False)
+    reader = runner._RecordReader(receive, max_records=3)
+    for _ in range(1000):  # more than a pipe holds: the reader drains it as it fills
+        os.write(send.fileno(), b"{}\n" * 100)
+    send.close()
+    assert reader.stop() is None
