@@ -52,6 +52,9 @@ from pathlib import Path
 
 import pytest
 
+# At the top, not in each run: a forked run would import it afresh every time (half a second).
+from hypothesis import Phase, settings
+
 from autograder.pytest_plugin import LearnerCode, explain, learner_location
 
 
@@ -213,6 +216,9 @@ def _run_here(namespace: dict, target: str, implementation: Callable) -> dict[st
         harness.path.touch()
         args = [str(harness.path), "--rootdir", folder, "-c", os.devnull, "-q", "--capture=sys"]
         args += ["-p", "no:cacheprovider", "--disable-plugin-autoload", "-p", "no:randomly"]
+        # Its garbage collections at the end, in a process this size, cost half a second per
+        # run; this process ends right after the run, so nothing is left to collect.
+        args += ["-p", "no:unraisableexception"]
         # The learner's tests should not see the grader's own settings, such as
         # warnings turned into errors.
         with (
@@ -234,8 +240,6 @@ def _hypothesis_for_grading(namespace: dict):
     now would change nothing: each test's own settings get the grading ones on top
     (keeping, say, its ``max_examples``) and are restored afterwards.
     """
-    from hypothesis import Phase, settings
-
     grading = {
         "derandomize": True,  # the same examples on every run: a regrade gives the same points
         "database": None,  # no example database written next to the notebook

@@ -41,8 +41,20 @@ from autograder.sandbox import (
 )
 
 # One configuration for both ways of running: no cache, our own messages instead of
-# pytest's assertion rewriting, and no ini file picked up from wherever we happen to be.
-PYTEST_ARGS = ["-q", "-p", "no:cacheprovider", "--assert=plain", "--import-mode=importlib", "-c", os.devnull]
+# pytest's assertion rewriting, no ini file picked up from wherever we happen to be, and
+# no hunt for unraisable exceptions at the end (two full garbage collections, half a
+# second in a process that holds PyTorch, for warnings that grading never shows).
+PYTEST_ARGS = [
+    "-q",
+    "-p",
+    "no:cacheprovider",
+    "-p",
+    "no:unraisableexception",
+    "--assert=plain",
+    "--import-mode=importlib",
+    "-c",
+    os.devnull,
+]
 
 FORGED = (
     "the submission wrote into the results of its own grading (a verdict twice, one for a test that was not planned, "
