@@ -121,11 +121,12 @@ def assert_tests_catch(learner: LearnerCode, reference: Callable, mutant: Mutant
     outcomes = {which: run_learner_tests(learner.everything(), name, version) for which, version in runs}
     if failed := {test: why for test, why in outcomes["copy"].items() if why}:
         test, why = next(iter(failed.items()))
-        learner.cache[_baseline_key(reference)] = (
+        problem = (
             f"`{test}` passed on the correct `{name}` at first, then failed on a correct copy of it: {why}. Tests "
             "must give the same verdict on every run of the same code; until they do, this part scores zero"
         )
-        raise AssertionError(learner.cache[_baseline_key(reference)])
+        learner.cache[_baseline_key(reference)] = problem  # the part's later mutants fail with it too
+        raise AssertionError(problem)
     failures = outcomes["mutant"]
     if not any(failures.values()):
         raise AssertionError(

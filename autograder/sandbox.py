@@ -417,7 +417,7 @@ KEPT_MOUNT_FLAGS = {
 
 
 def make_read_only(writable: list[str]) -> None:
-    """Remount every mount of this mount namespace read-only, except /proc and the folders in ``writable``.
+    """Remount every mount of this mount namespace read-only, except /proc and the mounts at ``writable``.
 
     The grading runs as the instructor (or as root, if the grader does): without this, a
     submission could plant a ``.pth`` file in the virtual environment (code that runs at
@@ -426,11 +426,9 @@ def make_read_only(writable: list[str]) -> None:
     kernel keeps inherited mounts read-only once made so, even for a process that makes a
     user namespace of its own and regains capabilities there.
     """
-    kept = {os.path.realpath(path) for path in writable}
-    for path in kept - {target for target, _ in _mounts()}:  # its own mount, to stay writable when the one it lies on is not
-        _mount(path, path, flags=MS_BIND)
+    kept = {os.path.realpath(path) for path in writable} | {"/proc"}
     for target, options in _mounts():
-        if target in kept | {"/proc"} or "ro" in options:
+        if target in kept or "ro" in options:
             continue
         flags = MS_REMOUNT | MS_BIND | MS_RDONLY | sum(KEPT_MOUNT_FLAGS.get(option, 0) for option in options)
         if not flags & (MS_NOATIME | MS_RELATIME):
