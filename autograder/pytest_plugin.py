@@ -23,6 +23,7 @@ import importlib
 import json
 import os
 import signal
+import socket
 import sys
 import threading
 import traceback
@@ -62,6 +63,14 @@ class LearnerCode:
                 f"{self._where} does not define `{name}`: did its `#| export` cell get deleted, renamed or not run?"
             ) from None
 
+    def beside(self, function, *args, **kwargs):
+        """``function(*args, **kwargs)`` of the given code, run beside the learner's code: here, in this process.
+
+        The judge's ``RemoteLearner.beside`` runs it in the learner's worker instead, so a
+        test that builds a connection or a model this way works in both.
+        """
+        return function(*args, **kwargs)
+
     def everything(self) -> dict:
         """Every name the learner defined, across all the modules their notebook exported."""
         merged = dict(self._namespace)
@@ -76,6 +85,26 @@ class MissingDefinition(AttributeError):
 
 class LearnerLoadError(Exception):
     """The learner's code could not be loaded at all; every test reports why."""
+
+
+class WorkerEnded(Exception):
+    """In judged grading, the process running the learner's code ended while it was being asked something."""
+
+    def __init__(self):
+        super().__init__(
+            "the process running your code ended during this call (did it call exit() or os._exit(), crash, "
+            "or use more memory than allowed?)"
+        )
+
+
+class GarbledAnswer(Exception):
+    """In judged grading, what came back from the learner's process is not an answer of the codec's."""
+
+    def __init__(self, why: str):
+        super().__init__(
+            f"the process running your code answered with something that is not an answer ({why}): "
+            "did your code write to a file descriptor or socket it did not open?"
+        )
 
 
 class TestTimeout(BaseException):
@@ -121,7 +150,9 @@ class Grading:
         visible_only: bool = False,
         test_timeout: float = DEFAULT_TEST_TIMEOUT,
         device: str = "cpu",
+        time_limit: Callable | None = None,
     ):
+        self._time_limit = time_limit or _time_limit  # judged grading brings its own (judge.time_limit)
         self._load_learner = load_learner
         self._device = device
         self._report = report
@@ -179,12 +210,12 @@ class Grading:
         part = graded_marker(item)[0]
         if part in self._timed_out:
             raise TestTimeout(f"{self._timed_out[part]} (not run: an earlier test of this part ran out of time)")
-        with _time_limit(self._test_timeout):
+        with self._time_limit(self._test_timeout):
             return (yield)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_call(self, item):
-        with _time_limit(self._test_timeout):
+        with self._time_limit(self._test_timeout):
             return (yield)
 
     @pytest.hookimpl(wrapper=True)
@@ -204,7 +235,7 @@ class Grading:
         error = self._failures.get(item.nodeid)
         if error is None:
             return GradedTest(part, name, points, points, PASSED, "", visible)
-        if _not_implemented(error):
+        if is_not_implemented(error):
             return GradedTest(part, name, 0.0, points, NOT_ATTEMPTED, "not attempted yet", visible)
         return GradedTest(part, name, 0.0, points, FAILED, shorten(explain(error, Path(str(item.path)))), visible)
 
@@ -231,7 +262,7 @@ def _description(item) -> str:
     return line.format(**callspec.params) if callspec else line
 
 
-def _not_implemented(error: BaseException) -> bool:
+def is_not_implemented(error: BaseException) -> bool:
     while error is not None:
         if isinstance(error, NotImplementedError):
             return True
@@ -246,7 +277,7 @@ def explain(error: BaseException, test_file: Path) -> str:
         # appears when an outer pytest session rewrote the test's asserts.
         message = str(error).split("\nassert ", 1)[0].strip()
         return message or "a check failed (the test gave no reason)"
-    if isinstance(error, (LearnerLoadError, MissingDefinition, TestTimeout)):
+    if isinstance(error, (LearnerLoadError, MissingDefinition, TestTimeout, WorkerEnded, GarbledAnswer)):
         return str(error)
     if isinstance(error, pytest.fail.Exception):
         return str(error.msg)
@@ -256,7 +287,13 @@ def explain(error: BaseException, test_file: Path) -> str:
 
 
 def learner_location(error: BaseException, test_file: Path | None = None) -> str:
-    """Where in the learner's code an error happened: the innermost frame that is theirs."""
+    """Where in the learner's code an error happened: the innermost frame that is theirs.
+
+    For an error raised in the learner's worker and raised again by the judge, the
+    worker found it (``judge.rebuild``).
+    """
+    if isinstance(getattr(error, "learner_where", None), str):
+        return error.learner_where
     not_theirs = [Path(__file__).parent, *GIVEN_CODE, Path(sys.prefix), Path(sys.base_prefix)]
     for frame in reversed(traceback.extract_tb(error.__traceback__)):
         path = Path(frame.filename)
@@ -264,6 +301,10 @@ def learner_location(error: BaseException, test_file: Path | None = None) -> str
             continue
         return f" (in {frame.name}, line {frame.lineno})" if frame.name != "<module>" else f" (line {frame.lineno})"
     return ""
+
+
+def timeout_message(seconds: float) -> str:
+    return f"took longer than {seconds:g} s: is there an endless loop, or work on far more data than needed?"
 
 
 @contextmanager
@@ -274,7 +315,7 @@ def _time_limit(seconds: float):
         return
 
     def handler(signum, frame):
-        raise TestTimeout(f"took longer than {seconds:g} s: is there an endless loop, or work on far more data than needed?")
+        raise TestTimeout(timeout_message(seconds))
 
     previous = signal.signal(signal.SIGALRM, handler)
     signal.setitimer(signal.ITIMER_REAL, seconds)
@@ -294,6 +335,12 @@ def pytest_addoption(parser):
         "--learner-module", action="append", help="dotted name of a module the notebook exported; the first is the default"
     )
     group.addoption("--results-fd", type=int, help="write one JSON line per collected and finished test to this pipe")
+    group.addoption(
+        "--judge-control-fd",
+        type=int,
+        help="judge apart: reach the learner's code through the worker zygote on this socket (see autograder/judge.py)",
+    )
+    group.addoption("--exchange-folder", help="judge apart: where tmp_path makes folders that the learner's code may write to")
     group.addoption("--part", help="run only the tests of this part")
     group.addoption("--test-timeout", type=float, default=DEFAULT_TEST_TIMEOUT, help="seconds per test")
     group.addoption("--device", default="cpu", help="the torch device that tests of training code use (default cpu)")
@@ -307,6 +354,9 @@ def pytest_addoption(parser):
 def pytest_configure(config):
     config.addinivalue_line("markers", "graded(part, points=1, visible=False): a hidden test and the points it is worth")
     config.addinivalue_line("markers", "gpu: needs a CUDA device; skipped without one")
+    config.addinivalue_line(
+        "markers", "judged: the test reaches the learner's code only through `learner`, so it can run in a process apart"
+    )
     module = config.getoption("learner_module", None)
     if module is None:
         return
@@ -318,14 +368,23 @@ def pytest_configure(config):
         while line:
             line = line[os.write(results, line) :]
 
-    confine_test_session(config, config.getoption("delete_tests_once_collected"))
+    control = config.getoption("judge_control_fd")
+    if control is None:
+        confine_test_session(config, config.getoption("delete_tests_once_collected"))
+        load, limit = partial(load_modules, module), _time_limit
+    else:
+        from autograder.judge import ExchangeFolder, RemoteLearner, time_limit  # the judge's side imports the plugin
+
+        load, limit = partial(RemoteLearner, socket.socket(fileno=control)), time_limit
+        config.pluginmanager.register(ExchangeFolder(config.getoption("exchange_folder")), "autograder-exchange-folder")
     config.pluginmanager.register(
         Grading(
-            partial(load_modules, module),
+            load,
             report,
             part=config.getoption("part"),
             test_timeout=config.getoption("test_timeout"),
             device=config.getoption("device"),
+            time_limit=limit,
         ),
         "autograder-grading",
     )

@@ -21,7 +21,8 @@ import sys
 import tempfile
 import threading
 import types
-from functools import cache
+from collections.abc import Callable
+from functools import cache, partial
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,7 @@ from autograder.sandbox import (
     namespaces_available,
     remove_cgroup,
     run_confined,
+    run_judged,
     tests_digest,
 )
 
@@ -102,11 +104,16 @@ def planned_tests(test_file: Path) -> dict[str, GradedTest]:
     here would cost seconds and memory, and pytest's modules from one collection do not
     linger to be mistaken for another folder's file of the same name.
     """
-    return dict(_planned(test_file, tests_digest(test_file.parent)))
+    return dict(_planned(test_file, tests_digest(test_file.parent))[0])
+
+
+def judged_apart(test_file: Path) -> bool:
+    """Whether every test in ``test_file`` is marked ``judged``: it then runs in the judge, apart from the learner's code."""
+    return _planned(test_file, tests_digest(test_file.parent))[1]
 
 
 @cache
-def _planned(test_file: Path, digest: str) -> dict[str, GradedTest]:
+def _planned(test_file: Path, digest: str) -> tuple[dict[str, GradedTest], bool]:
     """Keyed by ``digest`` too, so that hidden tests edited since are collected again."""
     receive, send = multiprocessing.Pipe(duplex=False)
     process = _fork_server().Process(target=_collect, args=(test_file, send), name="autograder-collect")
@@ -119,6 +126,13 @@ def _planned(test_file: Path, digest: str) -> dict[str, GradedTest]:
     return planned
 
 
+class _JudgedMarks:
+    judged = False
+
+    def pytest_collection_modifyitems(self, items):
+        self.judged = bool(items) and all(item.get_closest_marker("judged") for item in items)
+
+
 def _collect(test_file: Path, send: multiprocessing.connection.Connection) -> None:
     planned: dict[str, GradedTest] = {}
 
@@ -128,13 +142,13 @@ def _collect(test_file: Path, send: multiprocessing.connection.Connection) -> No
     def no_learner() -> LearnerCode:
         raise RuntimeError("tests are only collected here, never run")
 
-    plugin = Grading(no_learner, keep_collected)
+    plugin, marks = Grading(no_learner, keep_collected), _JudgedMarks()
     # Without other plugins, as in the graded process.
     args = [str(test_file), "--rootdir", str(test_file.parent), "--collect-only", "--disable-plugin-autoload", *PYTEST_ARGS]
     with contextlib.redirect_stdout(io.StringIO()) as out, contextlib.redirect_stderr(io.StringIO()):
-        code = pytest.main(args, plugins=[pytest_plugin, plugin])
+        code = pytest.main(args, plugins=[pytest_plugin, plugin, marks])
     if code in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
-        send.send(planned)
+        send.send((planned, marks.judged))
     else:
         send.send(
             RuntimeError(f"the hidden tests in {test_file} could not be collected (pytest exit code {code}):\n{out.getvalue()}")
@@ -158,7 +172,7 @@ def run_in_subprocess(
     normally, a message saying why; tests that never ran then count as failed with that
     message, and so does every test of a run whose hidden tests were changed.
     """
-    planned = planned_tests(test_file)
+    planned, judged = planned_tests(test_file), judged_apart(test_file)
     collected, finished, forged, problem, timed_out = {}, {}, False, None, False
     # The submission works in a folder of its own; the grader's files (a copy of the
     # hidden tests, the results) sit in another, so that writing to its working
@@ -168,17 +182,24 @@ def run_in_subprocess(
             tempfile.TemporaryDirectory(prefix="autograder-run-") as work,
             tempfile.TemporaryDirectory(prefix="autograder-grader-") as grader,
         ):
-            tests = Path(grader) / "hidden" / test_file.parent.name
-            shutil.copytree(test_file.parent, tests, ignore=shutil.ignore_patterns("__pycache__"))
-            for path in tests.rglob("*.py"):
-                path.chmod(0o444)
-            digest = tests_digest(tests)
             # No traceback, no summary: pytest's report, which quotes the hidden tests' code, names
             # and paths, stays out of the log, whose end may reach the learner's feedback.
-            args = [str(tests / test_file.name), "-p", "autograder.pytest_plugin", "--tb=no", "-rN", *PYTEST_ARGS]
-            args += ["--rootdir", str(tests), "--test-timeout", str(limits.test_seconds)]
-            args += ["--delete-tests-once-collected", "--device", limits.device]
+            args = ["-p", "autograder.pytest_plugin", "--tb=no", "-rN", *PYTEST_ARGS]
+            args += ["--test-timeout", str(limits.test_seconds), "--device", limits.device]
             args += [arg for module in modules for arg in ("--learner-module", module)]
+            if judged:
+                # The judge reads the hidden tests where they are: the learner's code, in
+                # a process apart, never sees them (see sandbox.confine_worker).
+                tests, digest, target = str(test_file.parent.parent), "", partial(run_judged, modules=modules)
+                args = [str(test_file), "--rootdir", str(test_file.parent), *args]
+                args += ["--basetemp", str(Path(grader) / "basetemp"), "--exchange-folder", str(Path(grader) / "exchange")]
+            else:
+                tests = Path(grader) / "hidden" / test_file.parent.name
+                shutil.copytree(test_file.parent, tests, ignore=shutil.ignore_patterns("__pycache__"))
+                for path in tests.rglob("*.py"):
+                    path.chmod(0o444)
+                digest, target = tests_digest(tests), run_confined
+                args = [str(tests / test_file.name), "--rootdir", str(tests), "--delete-tests-once-collected", *args]
             # CUDA reserves tens of GiB of address space at start-up, so on the GPU the cap
             # on address space would stop every test: it is left off (see the guide).
             memory_mb = limits.memory_mb if limits.device == "cpu" else None
@@ -194,7 +215,7 @@ def run_in_subprocess(
                 namespaces_available(),
             )
             # Each test reports two records: more than that, and then some, is no plugin's doing.
-            problem, timed_out, reported = _run_killable(args, sandbox, limits.notebook_seconds, 2 * len(planned) + 8)
+            problem, timed_out, reported = _run_killable(target, args, sandbox, limits.notebook_seconds, 2 * len(planned) + 8)
             collected, finished, forged = _read_results(reported, planned)
     except (FileNotFoundError, shutil.Error):
         pass  # Without a private /tmp, another grading may remove this one's files: reported below.
@@ -233,7 +254,7 @@ def _fork_server() -> multiprocessing.context.BaseContext:
 
 
 def _run_killable(
-    args: list[str], sandbox: Sandbox, timeout: float, max_records: int
+    target: Callable, args: list[str], sandbox: Sandbox, timeout: float, max_records: int
 ) -> tuple[str | None, bool, list[bytes] | None]:
     """Why the run did not end normally, if it did not; whether it ran out of time; and what it reported.
 
@@ -242,7 +263,7 @@ def _run_killable(
     rewritten or removed by the submission, or by another grading, after the fact.
     """
     receive, send = multiprocessing.Pipe(duplex=False)
-    process = _fork_server().Process(target=run_confined, args=(args, sandbox, send), name="autograder-notebook")
+    process = _fork_server().Process(target=target, args=(args, sandbox, send), name="autograder-notebook")
     _start_without_main(process)
     send.close()
     reader = _RecordReader(receive, max_records)

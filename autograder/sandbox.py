@@ -64,7 +64,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.paths import HIDDEN_TESTS_VARIABLE, ROOT
+from autograder.paths import HIDDEN_TESTS_VARIABLE, PACKAGED_HIDDEN_TESTS, ROOT
 
 DEFAULT_TEST_TIMEOUT = 60.0
 LOG_NAME = "output.log"  # in the grader's folder for one grading
@@ -100,7 +100,7 @@ class Sandbox:
     work: str  # the submission's working directory and HOME
     package_root: str  # where its exported package can be imported from
     grader: str  # the grader's files: the copy of the hidden tests, the log
-    tests: str  # the copy of the hidden tests
+    tests: str  # the copy of the hidden tests; in judged grading, their folder, which the worker must not see
     tests_digest: str  # of that copy, as the grader made it
     memory_mb: int | None  # None: no cap on address space
     file_mb: int
@@ -111,6 +111,11 @@ class Sandbox:
     def name(self) -> str:
         """Unique among the gradings running now: it names the cgroup."""
         return Path(self.grader).name
+
+    @property
+    def exchange(self) -> str:
+        """Where, in judged grading, the tests ask the learner's code to write: the one folder both can write."""
+        return str(Path(self.grader) / "exchange")
 
     @property
     def log(self) -> str:
@@ -155,8 +160,88 @@ def run_confined(args: list[str], sandbox: Sandbox, results: multiprocessing.con
     os._exit(code if code >= 0 else 128 - code)  # killed by signal N: 128 + N, as a shell reports it
 
 
-def confine(sandbox: Sandbox) -> None:
-    """In the process that will run the tests: private /tmp, resource limits, a clean environment."""
+def run_judged(args: list[str], sandbox: Sandbox, results: multiprocessing.connection.Connection, modules: list[str]) -> None:
+    """In the forked process: the judge, which runs the hidden tests, and beside it the learner's worker.
+
+    As in ``run_confined``, a session, a log and a cgroup of its own, then namespaces.
+    The judge (process 1 of the PID namespace, which no process inside may kill or
+    stop) makes the private /tmp, then forks the *zygote* before it has loaded any
+    hidden test: the zygote confines itself further (``confine_worker``) and starts a
+    session of the learner's code each time the judge asks. Learner code runs only
+    there; the judge holds the results pipe, which the zygote closes.
+    """
+    os.setsid()
+    log = os.open(sandbox.log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    enter_cgroup(sandbox)
+    if sandbox.namespaces:
+        enter_namespaces()
+    judge = os.fork()
+    if judge == 0:
+        keep = [sandbox.package_root, sandbox.tests, *code_folders()]  # the hidden tests where they are, read-only
+        private = sandbox.namespaces and enter_private_tmp(keep, [], sandbox.file_mb)
+        for folder in (sandbox.work, sandbox.exchange, multiprocessing.util.get_temp_dir()):
+            os.makedirs(folder, exist_ok=True)
+        # Nothing of this process (its memory with the hidden tests, its open files) may be
+        # read through /proc by another process of the same user: the worker's, above all.
+        _call("prctl", PR_SET_DUMPABLE, 0, 0, 0, 0)
+        control, worker_control = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)  # one command per message
+        if os.fork() == 0:
+            from autograder.worker import run_zygote  # here: the worker imports the plugin, which imports this module
+
+            _close_all_but(worker_control.fileno())  # the results pipe above all
+            confine_worker(sandbox, private)
+            run_zygote(worker_control, modules)
+        worker_control.close()
+        # Process 1 of its PID namespace: the kernel delivers it no signal from inside the
+        # namespace that it has no handler for, and it keeps none (its time limits are not alarms).
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1, signal.SIGUSR2):
+            signal.signal(signum, signal.SIG_IGN)
+        os.environ.pop("PYTEST_ADDOPTS", None)
+        os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+        code = pytest.main([*args, "--results-fd", str(results.fileno()), "--judge-control-fd", str(control.fileno())])
+        sys.stdout.flush()
+        os._exit(int(code))
+    _, status = os.waitpid(judge, 0)
+    code = os.waitstatus_to_exitcode(status)
+    os._exit(code if code >= 0 else 128 - code)
+
+
+def confine_worker(sandbox: Sandbox, private_tmp: bool) -> None:
+    """In the zygote of the learner's worker: hide what the judge keeps, then confine as ``confine`` does.
+
+    In a mount namespace of its own: the hidden tests (of every chapter) are covered by
+    an empty tmpfs; the judge's folder (the data that session fixtures generate) is
+    read-only, but for the exchange folder in it, where tests ask the learner's code to
+    write; /dev/shm (where DataLoader workers share tensors) is a tmpfs of its own, not
+    the judge's /tmp under another name. The rest of the private /tmp stays writable, as
+    programs expect of /tmp.
+    """
+    if private_tmp:
+        _call("unshare", CLONE_NEWNS)
+        _mount("none", "/", flags=MS_REC | MS_PRIVATE)
+        code = [sandbox.package_root, *code_folders()]
+        for folder in _outermost([sandbox.tests, str(PACKAGED_HIDDEN_TESTS)]):
+            # Unless the instructor keeps them where code lies that grading imports.
+            if os.path.isdir(folder) and not any(Path(c).is_relative_to(folder) for c in code):
+                _mount("tmpfs", folder, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=1m,mode=555")
+        if os.path.isdir("/dev/shm"):
+            _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"size={sandbox.file_mb}m")
+        _mount(sandbox.exchange, sandbox.exchange, flags=MS_BIND)
+        _mount(sandbox.grader, sandbox.grader, flags=MS_BIND | MS_REC)  # the exchange folder's mount comes along
+        _mount("none", sandbox.grader, flags=MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+    install_network_guard()  # a clear message for a connection to another host, which the namespace refuses anyway
+    confine(sandbox, private_tmp_made=True)
+
+
+def _close_all_but(keep: int) -> None:
+    os.closerange(3, keep)
+    os.closerange(keep + 1, os.sysconf("SC_OPEN_MAX"))
+
+
+def confine(sandbox: Sandbox, private_tmp_made: bool = False) -> None:
+    """In the process that will run the submission: private /tmp, resource limits, a clean environment."""
     # The code that grading imports is mounted back, read-only, where it was; the grader's
     # folder (the copy of the hidden tests; results go over a pipe, output to a file that
     # is open already) is copied into the private /tmp, at the same path. Made anew inside
@@ -164,7 +249,7 @@ def confine(sandbox: Sandbox) -> None:
     # folder for sockets, which the fork server may have named already (DataLoader
     # workers hand tensors over through it).
     keep = [sandbox.package_root, *code_folders()]
-    if sandbox.namespaces and enter_private_tmp(keep, [sandbox.grader], sandbox.file_mb):
+    if not private_tmp_made and sandbox.namespaces and enter_private_tmp(keep, [sandbox.grader], sandbox.file_mb):
         for folder in (sandbox.work, multiprocessing.util.get_temp_dir()):
             os.makedirs(folder, exist_ok=True)
     if sandbox.namespaces:
@@ -194,7 +279,14 @@ def confine(sandbox: Sandbox) -> None:
 
 
 # prctl(2) options and securebits, from <linux/prctl.h> and <linux/securebits.h>.
-PR_CAPBSET_DROP, PR_SET_SECUREBITS, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = 24, 28, 38, 47, 4
+PR_SET_DUMPABLE, PR_CAPBSET_DROP, PR_SET_SECUREBITS, PR_SET_NO_NEW_PRIVS, PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL = (
+    4,
+    24,
+    28,
+    38,
+    47,
+    4,
+)
 SECBIT_NOROOT, SECBIT_NOROOT_LOCKED, SECBIT_NO_SETUID_FIXUP, SECBIT_NO_SETUID_FIXUP_LOCKED = 1, 2, 4, 8
 LINUX_CAPABILITY_VERSION_3 = 0x20080522
 

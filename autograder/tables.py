@@ -14,16 +14,18 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from autograder.judge import type_name
+
 
 def frame_of(result: object, what: str) -> pd.DataFrame:
     """A DataFrame from whatever a part returned (DuckDB relation, Arrow table, DataFrame)."""
     if isinstance(result, pd.DataFrame):
         return result
-    if isinstance(result, duckdb.DuckDBPyRelation):
-        return result.df()
+    if isinstance(result, duckdb.DuckDBPyRelation) or type_name(result) == "DuckDBPyRelation":
+        return result.df()  # of a relation the learner's worker keeps, the frame comes back by value
     if isinstance(result, pa.Table):
         return result.to_pandas()
-    raise AssertionError(f"{what} should return a DuckDB relation or a DataFrame, but returned {type(result).__name__}")
+    raise AssertionError(f"{what} should return a DuckDB relation or a DataFrame, but returned {type_name(result)}")
 
 
 def assert_columns(frame: pd.DataFrame, expected: Sequence[str], what: str) -> None:

@@ -72,6 +72,54 @@ INFLATE = RESULTS_CHANNELS + (
     "os._exit = forging_exit\n"
 )
 
+HALVE = "\ndef halve(x):\n    return x / 2\n"
+# Learner code runs in a worker apart from the tests (see autograder/judge.py): it holds no
+# results channel. What these write to every file descriptor they have must change nothing.
+EVERY_FD = (
+    "import json, os\n"
+    "for fd in map(int, os.listdir('/proc/self/fd')):\n"
+    "    for test_id in ('test_numbers.py::test_doubles', 'test_numbers.py::test_negative'):\n"
+    "        record = {'event': 'finished', 'test_id': test_id, 'score': 2, 'max_score': 2, 'part': 'double'}\n"
+    "        record.update(name='x', status='passed', output='', visible=True)\n"
+    "        try:\n"
+    "            os.write(fd, (json.dumps(record) + '\\n').encode())\n"
+    "        except OSError:\n"
+    "            pass\n"
+)
+# Every signal a process may send, to every process it can see: the judge (process 1)
+# ignores those it has no handler for, and has none.
+SIGNALS = (
+    "import os, signal\n"
+    "for pid in [int(p) for p in os.listdir('/proc') if p.isdigit() and int(p) != os.getpid()]:\n"
+    "    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGALRM, signal.SIGUSR1, signal.SIGSTOP, signal.SIGKILL):\n"
+    "        try:\n"
+    "            os.kill(pid, sig)\n"
+    "        except OSError:\n"
+    "            pass\n"
+)
+# Kills its parent, the zygote, on the first call; its session answers on, but no new
+# session can start (a wrong `double` fails, and the judge goes on with what it has).
+KILLS_ZYGOTE = "import os, signal\ndef double(x):\n    os.kill(os.getppid(), signal.SIGKILL)\n    return x\n"
+# Writes, on the socket to the judge, a message that is not the codec's (a pickle), or the
+# length of a terabyte, ahead of its real answer.
+_SOCKET = (
+    "import os, socket, struct, stat\n"
+    "def judge_socket():\n"
+    "    for fd in map(int, os.listdir('/proc/self/fd')):\n"
+    "        try:\n"
+    "            if stat.S_ISSOCK(os.fstat(fd).st_mode):\n"
+    "                return fd\n"
+    "        except OSError:\n"
+    "            pass\n"
+)
+FORGED_ANSWER = _SOCKET + (
+    "import pickle\n"
+    "def double(x):\n"
+    "    payload = pickle.dumps(('ok', 2 * x))\n"
+    "    os.write(judge_socket(), struct.pack('<Q', len(payload)) + payload)\n"
+    "    return x\n"
+)
+HUGE_ANSWER = _SOCKET + "def double(x):\n    os.write(judge_socket(), struct.pack('<Q', 2**40))\n    return x\n"
 
 # kind -> (the notebook's bytes, the points it honestly earns, a phrase its feedback must contain)
 CORPUS = {
@@ -125,19 +173,19 @@ CORPUS = {
     "os._exit in a function": (
         exported("import os\ndef double(x):\n    return 2 * x\n\ndef halve(x):\n    os._exit(0)"),
         3,
-        "stopped before every test had finished",
+        "ended during this call",
     ),
     "kills its own process group": (
         exported("import os, signal\ndef double(x):\n    return 2 * x\n\ndef halve(x):\n    os.killpg(0, signal.SIGKILL)"),
         3,
-        "ended abnormally",
+        "ended during this call",
     ),
-    "ends abnormally after pytest's report": (
+    "changes how its process exits": (
         exported(
             "import os\nreal_exit = os._exit\nos._exit = lambda code: real_exit(3)\ndef double(x):\n    return x\n\ndef halve(x):\n    return x / 2"
         ),
         1,
-        "ended abnormally",
+        "should be 4",
     ),
     "network call": (
         exported(
@@ -207,7 +255,23 @@ CORPUS = {
     "patches the interpreter": (exported(f"import sys\nsetattr(sys, 'exit', print)\n{GOOD}"), 0, "may not change"),
     "nbgrader metadata tampered": (tampered(), 4, ""),
     "writes a malformed record into its results": (exported(MALFORMED), 4, ""),
-    "writes verdicts into its results as it exits": (exported(INFLATE + "def double(x):\n    return x\n"), 0, "results"),
+    "writes verdicts into its results as it exits": (exported(INFLATE + "def double(x):\n    return x\n" + HALVE), 1, ""),
+    # Its junk on the socket to the judge garbles its own answers, from the start: no
+    # process can keep its own code from writing on its own socket. Forging gains nothing.
+    "writes verdicts into every file it has open": (
+        exported(EVERY_FD + "def double(x):\n    return x\n" + HALVE),
+        0,
+        "not an answer",
+    ),
+    "signals the judge": (exported(SIGNALS + GOOD), 4, ""),
+    "kills the process that starts its sessions": (exported(KILLS_ZYGOTE + HALVE), 1, "should be 4"),
+    "sends the judge a forged answer": (exported(FORGED_ANSWER + HALVE), 1, "not an answer"),
+    "sends the judge a message of a terabyte": (exported(HUGE_ANSWER + HALVE), 1, "not an answer"),
+    "returns what cannot be sent": (
+        exported("import threading\ndef double(x):\n    return threading.Lock()\n" + HALVE),
+        1,
+        "should be 4",
+    ),
 }
 
 

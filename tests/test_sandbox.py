@@ -26,7 +26,7 @@ from autograder.sandbox import (
     namespaces_available,
     private_tmp_available,
 )
-from tests.helpers import HIDDEN_NUMBERS, write_module
+from tests.helpers import HIDDEN_NUMBERS, HIDDEN_NUMBERS_IN_ONE_PROCESS, write_module
 
 HIDDEN = """
 import pytest
@@ -284,7 +284,9 @@ def _plant_bytecode(path: Path) -> None:
 TAMPERING = {
     "tests deleted": Path.unlink,
     "tests emptied": _chmod_and(lambda path: path.write_text("")),
-    "tests rewritten to pass": _chmod_and(lambda path: path.write_text(HIDDEN_NUMBERS.replace("assert ", "pass  # "))),
+    "tests rewritten to pass": _chmod_and(
+        lambda path: path.write_text(HIDDEN_NUMBERS_IN_ONE_PROCESS.replace("assert ", "pass  # "))
+    ),
     "bytecode planted": _plant_bytecode,
 }
 
@@ -294,13 +296,13 @@ def test_changed_tests_fail_every_test_and_say_so(tmp_path, monkeypatch, tamperi
     "When the copy of the hidden tests changes behind the grader's back, does every test fail, saying so?"
     hidden = tmp_path / "hidden" / "test_numbers.py"
     hidden.parent.mkdir()
-    hidden.write_text(HIDDEN_NUMBERS)
+    hidden.write_text(HIDDEN_NUMBERS_IN_ONE_PROCESS)  # judged, the tests are read where they are, never copied
     write_module(tmp_path / "pkg", "def double(x):\n    return x\n\ndef halve(x):\n    return x\n")
     run = runner._run_killable
 
-    def run_tampered(args, sandbox, timeout, max_records):
+    def run_tampered(target, args, sandbox, timeout, max_records):
         TAMPERING[tampering](Path(sandbox.tests) / hidden.name)
-        return run(args, sandbox, timeout, max_records)
+        return run(target, args, sandbox, timeout, max_records)
 
     monkeypatch.setattr(runner, "_run_killable", run_tampered)
     verdicts, problem = run_in_subprocess(hidden, tmp_path / "pkg", ["cardfraud.numbers"])

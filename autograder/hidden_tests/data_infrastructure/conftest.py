@@ -12,6 +12,6 @@ def warehouse(tmp_path_factory):
 
 
 @pytest.fixture
-def con(warehouse):
-    """A connection made by the tests, so parts after the first do not depend on it."""
-    return warehouse_connection(warehouse)
+def con(learner, warehouse):
+    """A connection made by the tests, so parts after the first do not depend on it (beside the learner's code)."""
+    return learner.beside(warehouse_connection, warehouse)

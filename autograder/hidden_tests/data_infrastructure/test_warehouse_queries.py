@@ -13,6 +13,9 @@ import pytest
 from autograder.tables import assert_columns, assert_same_rows, frame_of
 from casestudy.warehouse import TABLES, tiny_warehouse
 
+# Every test reaches the learner's code only through `learner`: they run in the judge (see autograder/judge.py).
+pytestmark = pytest.mark.judged
+
 FEATURE_COLUMNS = [
     "transaction_id",
     "ts",
@@ -120,7 +123,7 @@ def expected_features(warehouse) -> pd.DataFrame:
     return t[FEATURE_COLUMNS].sort_values("transaction_id").reset_index(drop=True)
 
 
-def tiny_card_history():
+def tiny_card_history(learner):
     """One card, one merchant abroad and one at home; payments placed on the window edges."""
     start = datetime(2025, 3, 1, 10, 0)
     offsets = [
@@ -130,7 +133,8 @@ def tiny_card_history():
         timedelta(hours=1, seconds=1),
         timedelta(hours=2, minutes=30),
     ]
-    return tiny_warehouse(
+    return learner.beside(
+        tiny_warehouse,
         cards={"card_id": [1], "home_country": ["FR"], "card_type": ["debit"], "credit_limit": [None]},
         merchants={"merchant_id": [1, 2], "category": ["grocery", "travel"], "country": ["FR", "US"]},
         transactions={
@@ -158,7 +162,7 @@ def test_features_shape(learner, con, warehouse):
 @pytest.mark.graded("transaction_features", points=1, visible=True)
 def test_features_window_edges(learner):
     "Counts earlier payments within the hour, edge included, and never the payment itself."
-    got = frame_of(learner.transaction_features(tiny_card_history()), "transaction_features")
+    got = frame_of(learner.transaction_features(tiny_card_history(learner)), "transaction_features")
     counts = got["card_txn_count_1h"].tolist()
     assert counts == [0, 1, 2, 2, 0], (
         "payments at 10:00, 10:30, 11:00, 11:00:01 and 12:30 should have 0, 1, 2, 2 and 0 earlier payments "
@@ -181,8 +185,8 @@ def test_features_match_reference(learner, con, warehouse):
 @pytest.mark.graded("transaction_features", points=1)
 def test_features_ignore_the_future(learner):
     "A later payment never changes the features of an earlier one."
-    before = frame_of(learner.transaction_features(tiny_card_history()), "transaction_features")
-    con = tiny_card_history()
+    before = frame_of(learner.transaction_features(tiny_card_history(learner)), "transaction_features")
+    con = tiny_card_history(learner)
     con.execute("INSERT INTO transactions VALUES (16, TIMESTAMP '2025-03-01 10:15:00', 1, 2, 999.0, 'online')")
     after = frame_of(learner.transaction_features(con), "transaction_features")
     after = after[after["transaction_id"] != 16].reset_index(drop=True)
@@ -216,7 +220,8 @@ def split_frames(learner, con, *args):
 @pytest.mark.graded("time_split", points=1, visible=True)
 def test_split_labels_known_at_train_end(learner):
     "Labels training rows only with chargebacks reported before train_end."
-    con = tiny_warehouse(
+    con = learner.beside(
+        tiny_warehouse,
         transactions={
             "transaction_id": [1, 2, 3, 4],
             "ts": [datetime(2025, 1, 5), datetime(2025, 1, 20), datetime(2025, 3, 10), datetime(2025, 4, 2)],
