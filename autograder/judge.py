@@ -25,6 +25,7 @@ import re
 import socket
 import tempfile
 import time
+import weakref
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -85,6 +86,9 @@ def _timeout() -> TestTimeout:
     return TestTimeout(timeout_message(_DEADLINE[0]))
 
 
+LEARNER = Ref(0, "autograder.pytest_plugin.LearnerCode")  # the worker's number for the learner's code itself
+
+
 class RemoteLearner:
     """The learner's code, reached through sessions of the worker that the zygote starts."""
 
@@ -123,6 +127,9 @@ class Session:
         self._control = control
         self.broken = False
         self._released: list[int] = []
+        # One stand-in per object the worker keeps (it names each object by one number), so
+        # that ``iter(g) is g`` holds for a learner's generator, as in one process.
+        self._remotes: weakref.WeakValueDictionary[int, Remote] = weakref.WeakValueDictionary()
         control.sendall(b"start")
         control.settimeout(_remaining())
         try:
@@ -150,7 +157,7 @@ class Session:
             raise RuntimeError("this object of your code's was lost when the process running it was restarted")
         released, self._released = self._released, []
         try:
-            message = codec.encode((released, request), keep=self._refer, allow_given=True, references=(Remote,))
+            message = codec.encode((released, request), keep=self._refer, allow_given=True, references=(Remote, RemoteLearner))
         except codec.CodecError as e:
             raise RuntimeError(f"the hidden test cannot hand this to your code: {e}") from None
         try:
@@ -168,7 +175,7 @@ class Session:
             message = codec.receive(self._connection, deadline=_DEADLINE[1])
             if message is None:
                 raise WorkerEnded()
-            reply = codec.decode(message, resolve=lambda ref: Remote(self, ref))
+            reply = codec.decode(message, resolve=self._remote)
             if not (isinstance(reply, tuple) and len(reply) == 2 and reply[0] in ("ok", "raised")):
                 raise codec.CodecError("not of the shape the judge asks for")
             if reply[0] == "raised" and not isinstance(reply[1], RaisedError):
@@ -184,7 +191,17 @@ class Session:
             raise
         return reply
 
-    def _refer(self, remote: Remote) -> Ref:
+    def _remote(self, ref: Ref) -> Remote:
+        remote = self._remotes.get(ref.id)
+        if remote is None:
+            remote = self._remotes[ref.id] = Remote(self, ref)
+            if ref.id in self._released:  # its last stand-in went since the last request: keep it after all
+                self._released.remove(ref.id)
+        return remote
+
+    def _refer(self, remote: Remote | RemoteLearner) -> Ref:
+        if isinstance(remote, RemoteLearner):
+            return LEARNER  # a driver that runs the learner's code is handed it
         if remote._session is not self:
             raise codec.CodecError("this object of your code's was lost when the process running it was restarted")
         return remote._ref

@@ -55,7 +55,7 @@ import pytest
 # At the top, not in each run: a forked run would import it afresh every time (half a second).
 from hypothesis import Phase, settings
 
-from autograder.pytest_plugin import LearnerCode, explain, learner_location
+from autograder.pytest_plugin import explain, learner_location
 
 
 @dataclass(frozen=True)
@@ -69,32 +69,40 @@ class Mutant:
         return self.behaviour
 
     def apply(self, reference: Callable) -> Callable:
-        source = textwrap.dedent(inspect.getsource(reference))
-        for find, replace in self.edits.items():
-            if (count := source.count(find)) != 1:
-                raise ValueError(f"mutant {self.behaviour!r}: {find!r} occurs {count} times in {reference.__name__}, not once")
-            source = source.replace(find, replace)
-        return _compile(reference, source)
+        return compile_version(reference, version_source(reference, self.edits))
 
 
 def equivalent_copy(reference: Callable) -> Callable:
-    """The reference compiled afresh, with one unused local of a random value: its behaviour, in another object.
+    """The reference compiled afresh, with one unused local of a random name and value: its behaviour, in another object."""
+    return compile_version(reference, version_source(reference, {}))
 
-    A fresh variant on every call: its bytes, constants and local names differ from the
-    reference's and from every other copy's, so a test that fingerprints the code it is
-    given (to pass on the reference and fail on anything else) fails on the copy.
+
+def version_source(reference: Callable, edits: dict[str, str]) -> str:
+    """The reference's source with ``edits`` made, and one unused local of a random name and value.
+
+    A fresh variant on every call, mutant or not: its bytes, constants and local names
+    differ from the reference's and from every other version's, so a test that
+    fingerprints the code it is given (to pass on the reference and fail on anything
+    else) fails on a copy. And since every version carries such a local, a copy's source
+    differs from a mutant's only in what the mutant changes: the process that runs them
+    is told no more than the text (which is all the judge sends it).
     """
-    tree = ast.parse(textwrap.dedent(inspect.getsource(reference)))
+    source = textwrap.dedent(inspect.getsource(reference))
+    for find, replace in edits.items():
+        if (count := source.count(find)) != 1:
+            raise ValueError(f"{find!r} occurs {count} times in {reference.__name__}, not once")
+        source = source.replace(find, replace)
+    tree = ast.parse(source)
     body = tree.body[0].body
     docstring = isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) and isinstance(body[0].value.value, str)
     first = body[1 if docstring and len(body) > 1 else 0]
-    unused = ast.parse(f"_autograder_variant = {secrets.randbits(64)}").body[0]
+    unused = ast.parse(f"_{secrets.token_hex(4)} = {secrets.randbits(64)}").body[0]
     body.insert(body.index(first), ast.copy_location(unused, first))  # on the first statement's line: no line moves
     ast.fix_missing_locations(tree)
-    return _compile(reference, tree)
+    return ast.unparse(tree)
 
 
-def _compile(reference: Callable, source: str | ast.Module) -> Callable:
+def compile_version(reference: Callable, source: str) -> Callable:
     """``source`` compiled as the reference was: same file name, same first line, same module.
 
     So the copy and the mutants differ from one another only in what they do (and in the
@@ -102,23 +110,28 @@ def _compile(reference: Callable, source: str | ast.Module) -> Callable:
     """
     namespace = dict(vars(inspect.getmodule(reference)))  # the reference's imports and helpers
     first_line = inspect.getsourcelines(reference)[1]
-    if isinstance(source, str):
-        source = ast.parse(source)
-    ast.increment_lineno(source, first_line - 1)
-    exec(compile(source, reference.__code__.co_filename, "exec"), namespace)
+    tree = ast.parse(source)
+    ast.increment_lineno(tree, first_line - 1)
+    exec(compile(tree, reference.__code__.co_filename, "exec"), namespace)
     return namespace[reference.__name__]
 
 
-def assert_tests_catch(learner: LearnerCode, reference: Callable, mutant: Mutant) -> None:
-    """Fail, with a message for the learner, unless their tests pass on the reference and fail on the mutant."""
+def assert_tests_catch(learner, reference: Callable, mutant: Mutant) -> None:
+    """Fail, with a message for the learner, unless their tests pass on the reference and fail on the mutant.
+
+    The learner's tests run beside their code (``drivers.run_learner_tests``), which gets
+    each version as source text; this function, in the judge, decides.
+    """
+    from autograder.drivers import run_learner_tests_on  # drivers import this module
+
     name = reference.__name__
     _assert_tests_pass_on_reference(learner, reference)
     # A fresh correct copy runs beside each mutant, the two in an order drawn at random, so
     # that tests which tell runs apart by anything but behaviour (by counting them in a
     # file, say) fail on a correct copy too, which costs the rest of the part.
-    runs = [("copy", equivalent_copy(reference)), ("mutant", mutant.apply(reference))]
+    runs = [("copy", version_source(reference, {})), ("mutant", version_source(reference, mutant.edits))]
     secrets.SystemRandom().shuffle(runs)
-    outcomes = {which: run_learner_tests(learner.everything(), name, version) for which, version in runs}
+    outcomes = {which: learner.beside(run_learner_tests_on, learner, reference, source) for which, source in runs}
     if failed := {test: why for test, why in outcomes["copy"].items() if why}:
         test, why = next(iter(failed.items()))
         problem = (
@@ -134,11 +147,11 @@ def assert_tests_catch(learner: LearnerCode, reference: Callable, mutant: Mutant
         )
 
 
-def _assert_tests_pass_on_reference(learner: LearnerCode, reference: Callable) -> None:
+def _assert_tests_pass_on_reference(learner, reference: Callable) -> None:
     # Every mutant asks the same question first: run the reference once per grading run.
     key = _baseline_key(reference)
     if key not in learner.cache:
-        learner.cache[key] = _baseline_problem(learner.everything(), reference)
+        learner.cache[key] = _baseline_problem(learner, reference)
     if learner.cache[key]:
         raise AssertionError(learner.cache[key])
 
@@ -147,14 +160,15 @@ def _baseline_key(reference: Callable) -> tuple[str, str, str]:
     return ("mutation-baseline", reference.__module__, reference.__name__)
 
 
-def _baseline_problem(namespace: dict, reference: Callable) -> str | None:
+def _baseline_problem(learner, reference: Callable) -> str | None:
     """Why the learner's tests cannot be graded against ``reference``, or None if they can."""
+    from autograder.drivers import learner_test_names, run_learner_tests_on
+
     name = reference.__name__
-    test_functions = [n for n, v in namespace.items() if n.startswith("test") and inspect.isfunction(v)]
-    if not test_functions:
+    if not learner.beside(learner_test_names, learner):
         raise NotImplementedError("no tests written yet")
-    for implementation, which in ((reference, "the correct"), (equivalent_copy(reference), "a correct copy of")):
-        failures = run_learner_tests(namespace, name, implementation)
+    for source, which in ((None, "the correct"), (version_source(reference, {}), "a correct copy of")):
+        failures = learner.beside(run_learner_tests_on, learner, reference, source)
         if not failures:
             return (
                 f"none of your tests asks for the `{name}` fixture, so none of them can be graded: "

@@ -51,14 +51,20 @@ class Worker:
 
     def __init__(self, learner: LearnerCode):
         self.learner = learner
-        self._objects: dict[int, object] = {}
+        # Kept alive here, so that id() names each one for as long; number 0 is the learner's
+        # code itself, which the judge hands to drivers (judge.LEARNER).
+        self._objects: dict[int, object] = {0: learner}
+        self._ids: dict[int, int] = {id(learner): 0}
         self._next_id = 0
 
     def keep(self, obj) -> Ref:
-        self._next_id += 1
-        self._objects[self._next_id] = obj
+        number = self._ids.get(id(obj))
+        if number is None:
+            self._next_id += 1
+            number = self._ids[id(obj)] = self._next_id
+            self._objects[number] = obj
         kind = type(obj)
-        return Ref(self._next_id, f"{kind.__module__}.{kind.__qualname__}")
+        return Ref(number, f"{kind.__module__}.{kind.__qualname__}")
 
     def resolve(self, ref: Ref):
         try:
@@ -86,9 +92,11 @@ class Worker:
             return OPERATIONS[name](obj, *args)
         raise codec.CodecError(f"a request of unknown kind {kind!r}")
 
-    def release(self, ids) -> None:
-        for ref_id in ids:
-            self._objects.pop(ref_id, None)
+    def release(self, numbers) -> None:
+        for number in numbers:
+            obj = self._objects.pop(number, None) if number != 0 else None
+            if obj is not None:
+                del self._ids[id(obj)]
 
 
 def serve(connection: socket.socket, load: Callable[[], LearnerCode]) -> None:

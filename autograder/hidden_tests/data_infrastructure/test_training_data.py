@@ -1,23 +1,25 @@
 """Hidden tests of exercises/data_infrastructure/training_data.ipynb."""
 
-import itertools
 from pathlib import Path
 
-import duckdb
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import torch
-from torch.utils.data import DataLoader
+
+from autograder.drivers import first_of_endless_stream, read_with_dataloader, relation_of
+
+# Every test reaches the learner's code only through `learner`: they run in the judge (see autograder/judge.py).
+pytestmark = pytest.mark.judged
 
 FEATURES = ["amount", "hour", "online"]
 
 
-def examples(n: int, seed: int = 3) -> duckdb.DuckDBPyRelation:
-    """A relation of n training examples with mixed column types, in a known order."""
+def examples_table(n: int, seed: int = 3) -> pa.Table:
+    """n training examples with mixed column types, in a known order."""
     rng = np.random.default_rng(seed)
-    table = pa.table(
+    return pa.table(
         {
             "id": pa.array(np.arange(n), pa.int64()),
             "amount": rng.gamma(2, 30, n).round(2),
@@ -27,9 +29,11 @@ def examples(n: int, seed: int = 3) -> duckdb.DuckDBPyRelation:
             "note": [f"row {i}" for i in range(n)],
         }
     )
-    con = duckdb.connect()
-    con.register("examples", table)
-    return con.sql("SELECT * FROM examples ORDER BY id")
+
+
+def examples(learner, n: int, seed: int = 3):
+    """The examples as a DuckDB relation, made beside the learner's code."""
+    return learner.beside(relation_of, examples_table(n, seed))
 
 
 def returned_paths(result, what="write_shards") -> list[Path]:
@@ -43,7 +47,7 @@ def returned_paths(result, what="write_shards") -> list[Path]:
 @pytest.mark.graded("write_shards", points=1, visible=True)
 def test_shards_named_and_counted(learner, tmp_path):
     "Writes ceil(rows / rows_per_shard) files named part-00000.parquet, ... and returns them in order."
-    paths = returned_paths(learner.write_shards(examples(2_500), tmp_path / "shards", 1_000))
+    paths = returned_paths(learner.write_shards(examples(learner, 2_500), tmp_path / "shards", 1_000))
     names = [p.name for p in paths]
     assert names == ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet"], (
         f"2,500 rows at 1,000 per shard should give part-00000.parquet to part-00002.parquet; got {names}"
@@ -55,10 +59,9 @@ def test_shards_named_and_counted(learner, tmp_path):
 @pytest.mark.graded("write_shards", points=1, visible=True)
 def test_shards_keep_rows_in_order(learner, tmp_path):
     "Keeps every row once, in order, with the relation's column names and types."
-    relation = examples(2_500)
-    paths = returned_paths(learner.write_shards(relation, tmp_path, 1_000))
+    paths = returned_paths(learner.write_shards(examples(learner, 2_500), tmp_path, 1_000))
     written = pq.ParquetDataset(paths).read() if paths else None
-    expected = relation.to_arrow_table()
+    expected = examples_table(2_500)
     assert written is not None and written.num_rows == expected.num_rows, (
         f"the shards should hold {expected.num_rows} rows together; they hold {0 if written is None else written.num_rows}"
     )
@@ -73,12 +76,12 @@ def test_shards_keep_rows_in_order(learner, tmp_path):
 @pytest.mark.graded("write_shards", points=1)
 def test_shard_sizes_and_edge_cases(learner, tmp_path):
     "Fills every shard but the last, creates missing folders, and writes nothing for no rows."
-    paths = returned_paths(learner.write_shards(examples(7_001), tmp_path / "a" / "b", 2_000))
+    paths = returned_paths(learner.write_shards(examples(learner, 7_001), tmp_path / "a" / "b", 2_000))
     sizes = [pq.ParquetFile(p).metadata.num_rows for p in paths]
     assert sizes == [2_000, 2_000, 2_000, 1_001], f"7,001 rows at 2,000 per shard should give 2000, 2000, 2000, 1001; got {sizes}"
-    exact = returned_paths(learner.write_shards(examples(4_000), tmp_path / "exact", 2_000))
+    exact = returned_paths(learner.write_shards(examples(learner, 4_000), tmp_path / "exact", 2_000))
     assert len(exact) == 2, f"4,000 rows at 2,000 per shard should give 2 shards (no empty third one); got {len(exact)}"
-    empty = returned_paths(learner.write_shards(examples(0), tmp_path / "empty", 100))
+    empty = returned_paths(learner.write_shards(examples(learner, 0), tmp_path / "empty", 100))
     assert empty == [], f"a relation without rows should give no shards, got {[p.name for p in empty]}"
 
 
@@ -89,7 +92,7 @@ def test_shard_sizes_and_edge_cases(learner, tmp_path):
 def shards(tmp_path_factory) -> list[Path]:
     """Five shards of 900 rows, written by the tests (not by the learner's write_shards)."""
     folder = tmp_path_factory.mktemp("shards")
-    table = examples(4_500, seed=11).to_arrow_table()
+    table = examples_table(4_500, seed=11)
     paths = []
     for i in range(5):
         paths.append(folder / f"part-{i:05d}.parquet")
@@ -148,8 +151,7 @@ def test_stream_feature_order(learner, shards):
 def test_stream_splits_shards_between_workers(learner, shards):
     "With two DataLoader workers, every row arrives exactly once."
     stream = learner.ParquetStream(shards, FEATURES, "label", batch_size=200)
-    loader = DataLoader(stream, batch_size=None, num_workers=2, multiprocessing_context="fork")
-    features, _ = all_rows(list(loader))
+    features, _ = all_rows(learner.beside(read_with_dataloader, stream, num_workers=2))
     expected, _ = reference_rows(shards)
     assert len(features) == len(expected), (
         f"two workers together should deliver the {len(expected)} rows once; they delivered {len(features)} "
@@ -160,18 +162,6 @@ def test_stream_splits_shards_between_workers(learner, shards):
 
 
 # --- Part 3: shuffled --------------------------------------------------------------
-
-
-class CountingStream:
-    """An endless stream that remembers how far it has been read."""
-
-    def __init__(self):
-        self.read = 0
-
-    def __iter__(self):
-        for i in itertools.count():
-            self.read = i + 1
-            yield i
 
 
 def shuffle_list(learner, items, buffer_size, seed):
@@ -201,11 +191,7 @@ def test_shuffled_is_seeded(learner):
 @pytest.mark.graded("shuffled", points=1)
 def test_shuffled_holds_a_bounded_buffer(learner):
     "Reads lazily, holding at most buffer_size items; buffer_size=1 keeps the input order."
-    stream = CountingStream()
-    result = learner.shuffled(stream, 10, 0)
-    first = next(iter(result))
-    assert stream.read <= 11, (
-        f"with buffer_size=10, the first item should come after reading at most 11 items; {stream.read} were read"
-    )
+    first, read = learner.beside(first_of_endless_stream, learner.shuffled, 10, 0)
+    assert read <= 11, f"with buffer_size=10, the first item should come after reading at most 11 items; {read} were read"
     assert 0 <= first <= 10, f"the first item out must be one of the first 11 in; got {first}"
     assert shuffle_list(learner, range(50), 1, 0) == list(range(50)), "buffer_size=1 should give the input order"

@@ -1,14 +1,16 @@
 """Hidden tests of exercises/software_testing/ml_tests.ipynb."""
 
-import copy
-
 import pandas as pd
 import pytest
 import torch
 
+from autograder.drivers import call_watching, seeded_model
 from autograder.mutation import Mutant, assert_tests_catch
 from casestudy.features import amount_vs_card_avg_30d
 from casestudy.model import FraudNet, random_batch
+
+# Every test reaches the learner's code only through `learner`: they run in the judge (see autograder/judge.py).
+pytestmark = pytest.mark.judged
 
 # --- Part 1: history_tests (graded by the bugs your tests catch) -------------------------
 
@@ -68,13 +70,15 @@ def test_tests_catch_a_hidden_bug(learner, bug):
 # --- Part 2: overfit_one_batch -------------------------------------------------------------
 
 
-def untrained(seed: int = 0) -> FraudNet:
-    torch.manual_seed(seed)
-    return FraudNet()
+def untrained(learner, seed: int = 0):
+    """An untrained FraudNet beside the learner's code, with weights drawn from ``seed``."""
+    return learner.beside(seeded_model, FraudNet, seed)
 
 
-def losses_of(learner, model, batch, steps, lr) -> list:
-    losses = learner.overfit_one_batch(model, batch, steps=steps, lr=lr)
+def losses_of(learner, model, batch, steps, lr, changed: list | None = None) -> list:
+    losses, changed_arguments = learner.beside(call_watching, learner.overfit_one_batch, model, batch, steps=steps, lr=lr)
+    if changed is not None:
+        changed.extend(changed_arguments)
     assert isinstance(losses, list), f"overfit_one_batch should return a list of losses, not a {type(losses).__name__}"
     assert len(losses) == steps, f"with steps={steps}, overfit_one_batch should return {steps} losses, not {len(losses)}"
     assert all(isinstance(loss, float) for loss in losses), (
@@ -86,10 +90,11 @@ def losses_of(learner, model, batch, steps, lr) -> list:
 @pytest.mark.graded("overfit_one_batch", points=1, visible=True)
 def test_returns_the_loss_before_each_step(learner):
     "Returns one float per step, the first being the untrained model's loss on the batch."
-    model, batch = untrained(), random_batch(32, seed=1)
+    model, batch = untrained(learner), random_batch(32, seed=1)
     category, numeric, labels = batch
     with torch.no_grad():
-        expected = torch.nn.functional.binary_cross_entropy_with_logits(copy.deepcopy(model)(category, numeric), labels).item()
+        same_model = seeded_model(FraudNet, 0)
+        expected = torch.nn.functional.binary_cross_entropy_with_logits(same_model(category, numeric), labels).item()
     losses = losses_of(learner, model, batch, steps=5, lr=0.01)
     assert abs(losses[0] - expected) < 1e-5, (
         f"the first loss should be the binary cross-entropy of the untrained model on the batch, {expected:.5f}; "
@@ -100,7 +105,7 @@ def test_returns_the_loss_before_each_step(learner):
 @pytest.mark.graded("overfit_one_batch", points=1, visible=True)
 def test_memorises_one_batch(learner):
     "Drives FraudNet's loss on 32 random examples below 1% of where it started."
-    losses = losses_of(learner, untrained(2), random_batch(32, seed=2), steps=300, lr=0.01)
+    losses = losses_of(learner, untrained(learner, 2), random_batch(32, seed=2), steps=300, lr=0.01)
     assert losses[-1] < 0.01 * losses[0], (
         f"after 300 steps of Adam at lr=0.01 the loss should fall below 1% of its start ({losses[0]:.3f}); "
         f"it ended at {losses[-1]:.4f}. Is every step computing the loss, calling backward() and step(), "
@@ -111,14 +116,14 @@ def test_memorises_one_batch(learner):
 @pytest.mark.graded("overfit_one_batch", points=1)
 def test_trains_in_place_honestly(learner):
     "Trains the model it is given, leaves the batch alone, and honours lr."
-    model, batch = untrained(3), random_batch(16, seed=3)
-    before = copy.deepcopy(model.state_dict())
-    saved = [t.clone() for t in batch]
-    losses_of(learner, model, batch, steps=20, lr=0.01)
+    model, batch = untrained(learner, 3), random_batch(16, seed=3)
+    before = model.state_dict()
+    changed_arguments = []
+    losses_of(learner, model, batch, steps=20, lr=0.01, changed=changed_arguments)
     changed = [name for name, value in model.state_dict().items() if not torch.equal(value, before[name])]
     assert changed, "the model's weights did not change: train the model passed in, not a copy"
-    assert all(torch.equal(a, b) for a, b in zip(batch, saved)), "the batch's tensors were modified: leave the data alone"
-    frozen = losses_of(learner, untrained(4), random_batch(16, seed=4), steps=10, lr=0.0)
+    assert 1 not in changed_arguments, "the batch's tensors were modified: leave the data alone"
+    frozen = losses_of(learner, untrained(learner, 4), random_batch(16, seed=4), steps=10, lr=0.0)
     assert max(frozen) - min(frozen) < 1e-6, "with lr=0 the loss should not change: pass lr to the optimizer"
 
 

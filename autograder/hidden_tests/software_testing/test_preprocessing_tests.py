@@ -3,26 +3,22 @@
 import numpy as np
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
-from hypothesis.strategies import SearchStrategy
 
+from autograder.drivers import draw_examples
+from autograder.judge import type_name
 from autograder.mutation import Mutant, assert_tests_catch
 from casestudy.images import to_model_input
 
+# Every test reaches the learner's code only through `learner`: they run in the judge (see autograder/judge.py).
+pytestmark = pytest.mark.judged
 
-def drawn(strategy, n: int = 300) -> list:
-    """``n`` examples of a strategy, the same ones on every run."""
-    assert isinstance(strategy, SearchStrategy), (
-        f"photo_batches(...) should return a Hypothesis strategy (e.g. from st.lists), not a {type(strategy).__name__}"
+
+def drawn(learner, strategy, n: int = 300) -> list:
+    """``n`` examples of a strategy, the same ones on every run (drawn beside the learner's code)."""
+    examples = learner.beside(draw_examples, strategy, n)
+    assert examples is not None, (
+        f"photo_batches(...) should return a Hypothesis strategy (e.g. from st.lists), not a {type_name(strategy)}"
     )
-    examples = []
-
-    @settings(max_examples=n, derandomize=True, database=None, deadline=None, suppress_health_check=list(HealthCheck))
-    @given(strategy)
-    def collect(example):
-        examples.append(example)
-
-    collect()
     return examples
 
 
@@ -36,7 +32,7 @@ def photos_of(batches: list) -> list:
 @pytest.mark.graded("photo_batches", points=1, visible=True)
 def test_batches_hold_valid_photos(learner):
     "Draws lists of 1 to max_photos photos, each a (height, width, 3) uint8 array with sides from 1 to max_side."
-    for batch in drawn(learner.photo_batches(max_photos=3, max_side=24)):
+    for batch in drawn(learner, learner.photo_batches(max_photos=3, max_side=24)):
         assert isinstance(batch, list), f"every example should be a list of photos, got a {type(batch).__name__}"
         assert 1 <= len(batch) <= 3, f"with max_photos=3, a batch should hold 1 to 3 photos; one held {len(batch)}"
         for photo in batch:
@@ -51,7 +47,7 @@ def test_batches_hold_valid_photos(learner):
 @pytest.mark.graded("photo_batches", points=1, visible=True)
 def test_batches_cover_every_size_and_aspect(learner):
     "Draws batches of one and of max_photos photos; portrait, landscape and square photos; sides of 1 and max_side."
-    batches = drawn(learner.photo_batches(max_photos=3, max_side=24))
+    batches = drawn(learner, learner.photo_batches(max_photos=3, max_side=24))
     sizes = {len(batch) for batch in batches}
     assert 1 in sizes and 3 in sizes, (
         f"with max_photos=3, batches of 1 and of 3 photos should both be drawn; sizes drawn: {sorted(sizes)}"
@@ -70,7 +66,7 @@ def test_batches_cover_every_size_and_aspect(learner):
 @pytest.mark.graded("photo_batches", points=1)
 def test_batches_mix_sizes_and_follow_the_limits(learner):
     "Mixes photo sizes within a batch, honours other limits, and draws varied pixel values."
-    batches = drawn(learner.photo_batches(max_photos=3, max_side=16))
+    batches = drawn(learner, learner.photo_batches(max_photos=3, max_side=16))
     assert any(len({photo.shape for photo in batch}) > 1 for batch in batches), (
         "every batch holds photos of one size: draw each photo's shape independently, as real batches mix receipts and screenshots"
     )
@@ -79,7 +75,7 @@ def test_batches_mix_sizes_and_follow_the_limits(learner):
         "pixel values should span the whole uint8 range: draw elements from 0 to 255"
     )
     assert any(len(np.unique(photo)) > 1 for photo in photos), "every photo drawn has a single colour: draw each pixel"
-    single = drawn(learner.photo_batches(max_photos=1, max_side=90), n=100)
+    single = drawn(learner, learner.photo_batches(max_photos=1, max_side=90), n=100)
     assert all(len(batch) == 1 for batch in single), "with max_photos=1, every batch should hold exactly one photo"
     largest = max(max(photo.shape[:2]) for photo in photos_of(single))
     assert largest <= 90, f"with max_side=90, a photo with a side of {largest} was drawn"
