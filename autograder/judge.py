@@ -20,9 +20,11 @@ same points.
 from __future__ import annotations
 
 import builtins
+import importlib
 import os
 import re
 import socket
+import sys
 import tempfile
 import time
 import weakref
@@ -301,12 +303,19 @@ class LearnerError(Exception):
     """Stands in for an exception class of the learner's (or a library's) that the judge does not import."""
 
 
+# Whose exception classes the judge raises as themselves: code that both sides import, read-only.
+ERROR_MODULES = (*codec.GIVEN_MODULES, "booktools")
+
+
 def rebuild(error: RaisedError) -> BaseException:
     """The exception the learner's code raised, as the judge raises it again."""
     grader_errors = {f"autograder.pytest_plugin.{c.__name__}": c for c in (LearnerLoadError, MissingDefinition, TestTimeout)}
     name = error.types[0].rsplit(".", 1)[-1]
+    given = _given_error(error.types[0])
     if error.types[0] in grader_errors:
         rebuilt = grader_errors[error.types[0]](error.message)
+    elif given is not None:
+        rebuilt = given(error.message)
     else:
         base = _builtin_base(error.types)
         if error.types[0] == f"builtins.{base.__name__}":
@@ -321,6 +330,15 @@ def rebuild(error: RaisedError) -> BaseException:
     if error.not_implemented:
         rebuilt.__cause__ = NotImplementedError()
     return rebuilt
+
+
+def _given_error(qualified: str) -> type[Exception] | None:
+    """The exception class of the given code (``casestudy.serving.BundleError``) that ``qualified`` names, if it is one."""
+    module, _, name = qualified.rpartition(".")
+    if not any(module == m or module.startswith(m + ".") for m in ERROR_MODULES):
+        return None
+    kind = getattr(sys.modules.get(module) or importlib.import_module(module), name, None)
+    return kind if isinstance(kind, type) and issubclass(kind, Exception) else None
 
 
 def _builtin_base(types: tuple[str, ...]) -> type[Exception]:

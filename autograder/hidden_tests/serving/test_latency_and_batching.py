@@ -3,8 +3,9 @@
 Asynchronous code runs through ``booktools.loopback.run_async``, in a thread with an
 event loop of its own and a deadline: the same in the grader and inside Jupyter,
 whose own loop is already running, and a batcher that waits forever fails its test
-instead of hanging the run. The load generator is tested against small servers that
-each test starts on 127.0.0.1 and stops at its end.
+instead of hanging the run. The micro-batcher's scenarios are drivers
+(``autograder/drivers.py``), played beside the learner's code. The load generator is
+tested against small servers that each test starts on 127.0.0.1 and stops at its end.
 
 Timings are checked with wide margins (a busy grading machine stalls threads for tens
 of milliseconds); each bound separates a correct answer from the mistake it catches
@@ -22,7 +23,23 @@ from contextlib import contextmanager
 import pytest
 from fastapi import FastAPI, Response
 
-from booktools.loopback import run_async, serve
+from autograder.drivers import (
+    batcher_failures,
+    batcher_heartbeat,
+    batcher_late_item,
+    batcher_lone_request,
+    batcher_many_callers,
+    batcher_steady_trickle,
+    call_watching,
+    run_coroutine,
+)
+from autograder.judge import type_name
+from booktools.loopback import serve
+
+# Every test reaches the learner's code only through `learner`: they run in the judge. The
+# micro-batcher's asynchronous scenarios are drivers, played in the learner's process;
+# the load generator's target server runs here, and is timed here.
+pytestmark = pytest.mark.judged
 
 # --- Part 1: latency_report ----------------------------------------------------------------------
 
@@ -77,9 +94,8 @@ def test_report_on_small_samples(learner):
 @pytest.mark.graded("latency_report", points=1)
 def test_report_edge_cases(learner):
     "Leaves the caller's list in its order; raises ValueError for no latencies, a negative one or NaN."
-    values = [5.0, 1.0, 3.0]
-    learner.latency_report(values)
-    assert values == [5.0, 1.0, 3.0], f"latency_report reordered the caller's list to {values}: sort a copy"
+    _, changed = learner.beside(call_watching, learner.latency_report, [5.0, 1.0, 3.0])
+    assert not changed, "latency_report reordered the caller's list: sort a copy"
     for bad, what in (([], "an empty list"), ([3.0, -1.0], "a negative latency"), ([3.0, math.nan], "a NaN latency")):
         try:
             learner.latency_report(bad)
@@ -92,47 +108,22 @@ def test_report_edge_cases(learner):
 # --- Part 2: MicroBatcher ---------------------------------------------------------------------
 
 
-class Recorder:
-    """A batch function that notes each batch (its items, when it ran) and doubles every item."""
-
-    def __init__(self, seconds: float = 0.0, poison: object = None):
-        self.batches: list[list] = []
-        self.called_at: list[float] = []
-        self.seconds, self.poison = seconds, poison
-
-    def __call__(self, items: list) -> list:
-        self.batches.append(list(items))
-        self.called_at.append(time.monotonic())
-        if self.seconds:
-            time.sleep(self.seconds)  # the model's arithmetic: it holds whatever thread runs it
-        if self.poison is not None and self.poison in items:
-            raise ValueError(f"cannot score {self.poison!r}")
-        return [2 * item for item in items]
-
-
-def run(coroutine, timeout: float = 3.0):
-    """Run a coroutine with a deadline; a batcher that never answers fails instead of hanging."""
+def run(learner, scenario, timeout_message: float = 3.0):
+    """A scenario (a driver) played with the learner's MicroBatcher; one that never answers fails instead of hanging."""
     try:
-        return run_async(coroutine, timeout)
+        return learner.beside(scenario, learner.MicroBatcher)
     except TimeoutError:
         raise AssertionError(
-            f"no answer within {timeout:g} s: does the worker wait for a full batch, or stop after its first batch?"
+            f"no answer within {timeout_message:g} s: does the worker wait for a full batch, or stop after its first batch?"
         ) from None
 
 
 @pytest.mark.graded("micro_batcher", points=1, visible=True)
 def test_each_caller_gets_its_own_result(learner):
     "Gives each of 100 concurrent callers its own result, in batches of at most max_batch, far fewer than 100."
-    recorder = Recorder()
-
-    async def scenario():
-        async with learner.MicroBatcher(recorder, max_batch=16, max_wait_ms=50) as batcher:
-            return await asyncio.gather(*(batcher.submit(i) for i in range(100)))
-
-    results = run(scenario())
+    results, sizes = run(learner, batcher_many_callers)
     wrong = [i for i, r in enumerate(results) if r != 2 * i]
     assert not wrong, f"caller {wrong[0]} submitted {wrong[0]} and should get {2 * wrong[0]}, but got {results[wrong[0]]!r}"
-    sizes = [len(b) for b in recorder.batches]
     assert sizes and max(sizes) <= 16, f"batches should hold at most max_batch = 16 items; their sizes were {sizes}"
     assert sum(sizes) == 100, f"each item should be predicted exactly once; the batches held {sum(sizes)} items"
     assert len(sizes) <= 10, (
@@ -143,14 +134,7 @@ def test_each_caller_gets_its_own_result(learner):
 @pytest.mark.graded("micro_batcher", points=1, visible=True)
 def test_lone_request_waits_at_most_max_wait(learner):
     "Answers a lone request after about max_wait_ms, without waiting for a full batch."
-
-    async def scenario():
-        async with learner.MicroBatcher(Recorder(), max_batch=64, max_wait_ms=30) as batcher:
-            start = time.monotonic()
-            result = await batcher.submit(21)
-            return result, time.monotonic() - start
-
-    result, seconds = run(scenario())
+    result, seconds = run(learner, batcher_lone_request)
     assert result == 42, f"submit(21) should return 42, got {result!r}"
     assert seconds < 0.3, f"a lone request with max_wait_ms=30 took {seconds * 1000:.0f} ms; it should take about 30 ms"
 
@@ -158,39 +142,17 @@ def test_lone_request_waits_at_most_max_wait(learner):
 @pytest.mark.graded("micro_batcher", points=1)
 def test_waits_for_more_items(learner):
     "Waits up to max_wait_ms for more: an item sent 20 ms after the first joins its batch."
-    recorder = Recorder()
-
-    async def scenario():
-        async with learner.MicroBatcher(recorder, max_batch=8, max_wait_ms=150) as batcher:
-            first = asyncio.create_task(batcher.submit(1))
-            await asyncio.sleep(0.02)
-            return await asyncio.gather(first, batcher.submit(2))
-
-    assert run(scenario()) == [2, 4], "submit(1) and submit(2) should return 2 and 4"
-    assert [len(b) for b in recorder.batches] == [2], (
-        "with max_wait_ms=150, an item that arrives 20 ms after the first should join its batch; "
-        f"the batches were {recorder.batches}"
+    results, batches = run(learner, batcher_late_item)
+    assert results == [2, 4], "submit(1) and submit(2) should return 2 and 4"
+    assert [len(b) for b in batches] == [2], (
+        f"with max_wait_ms=150, an item that arrives 20 ms after the first should join its batch; the batches were {batches}"
     )
 
 
 @pytest.mark.graded("micro_batcher", points=1)
 def test_wait_counts_from_the_first_item(learner):
     "Closes a batch max_wait_ms after its first item, even while items keep arriving every 10 ms."
-    recorder = Recorder()
-
-    async def scenario():
-        async with learner.MicroBatcher(recorder, max_batch=1000, max_wait_ms=50) as batcher:
-            start, answered = time.monotonic(), []
-            first = asyncio.create_task(batcher.submit(0))
-            first.add_done_callback(lambda _: answered.append(time.monotonic() - start))
-            others = []
-            for i in range(1, 60):  # a steady trickle, for 0.6 s
-                await asyncio.sleep(0.01)
-                others.append(asyncio.create_task(batcher.submit(i)))
-            await asyncio.gather(first, *others)
-            return answered[0]
-
-    seconds = run(scenario())
+    seconds = run(learner, batcher_steady_trickle)
     assert seconds < 0.3, (
         f"with items arriving every 10 ms and max_wait_ms=50, the first item was answered after {seconds * 1000:.0f} ms: "
         "the wait must count from the batch's first item, not restart with each new one"
@@ -200,19 +162,8 @@ def test_wait_counts_from_the_first_item(learner):
 @pytest.mark.graded("micro_batcher", points=1)
 def test_survives_failed_batches_and_callers_who_give_up(learner):
     "Gives a failing batch's error to each of its callers, skips callers who gave up, and keeps working."
-    recorder = Recorder(seconds=0.05, poison=13)
-
-    async def scenario():
-        async with learner.MicroBatcher(recorder, max_batch=8, max_wait_ms=20) as batcher:
-            outcomes = await asyncio.gather(*(batcher.submit(i) for i in (11, 12, 13)), return_exceptions=True)
-            impatient = asyncio.create_task(batcher.submit(5))
-            await asyncio.sleep(0.03)  # its batch is now running (for 50 ms)
-            impatient.cancel()
-            await asyncio.sleep(0.1)
-            return outcomes, await asyncio.gather(*(batcher.submit(i) for i in (1, 2)), return_exceptions=True)
-
-    outcomes, later = run(scenario())
-    assert all(isinstance(o, ValueError) and "13" in str(o) for o in outcomes), (
+    outcomes, later = run(learner, batcher_failures)
+    assert all(isinstance(o, tuple) and o[:2] == ("raised", "ValueError") and "13" in o[2] for o in outcomes), (
         f"predict_batch raised ValueError for the batch [11, 12, 13]: each of its callers should get that error; got {outcomes}"
     )
     assert later == [2, 4], (
@@ -224,19 +175,7 @@ def test_survives_failed_batches_and_callers_who_give_up(learner):
 @pytest.mark.graded("micro_batcher", points=1)
 def test_keeps_the_event_loop_free(learner):
     "Runs predict_batch in a worker thread: the event loop keeps running while a batch is predicted."
-    recorder = Recorder(seconds=0.3)
-
-    async def scenario():
-        async with learner.MicroBatcher(recorder, max_batch=4, max_wait_ms=1) as batcher:
-            job = asyncio.create_task(batcher.submit(3))
-            longest, last = 0.0, time.monotonic()
-            while not job.done():  # a heartbeat: how long does the loop go without running it?
-                await asyncio.sleep(0.01)
-                now = time.monotonic()
-                longest, last = max(longest, now - last), now
-            return await job, longest
-
-    result, longest = run(scenario())
+    result, longest = run(learner, batcher_heartbeat)
     assert result == 6, f"submit(3) should return 6, got {result!r}"
     assert longest < 0.2, (
         f"while a 300 ms batch was predicted, the event loop stood still for {longest * 1000:.0f} ms: run predict_batch in a "
@@ -292,10 +231,10 @@ def target():
 def samples_of(learner, url: str, deadline: float, **options) -> tuple[list, float]:
     start = time.monotonic()
     try:
-        samples = run_async(learner.load_test(url, **options), timeout=deadline)
+        samples = learner.beside(run_coroutine, learner.load_test, url, deadline_s=deadline, **options)
     except TimeoutError:
         raise AssertionError(f"load_test({options}) ran for over {deadline:g} s: it should stop on time") from None
-    assert isinstance(samples, list), f"load_test should return a list of Sample, not {type(samples).__name__}"
+    assert isinstance(samples, list), f"load_test should return a list of Sample, not {type_name(samples)}"
     return samples, time.monotonic() - start
 
 

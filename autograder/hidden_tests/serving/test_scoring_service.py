@@ -19,10 +19,10 @@ from contextlib import contextmanager
 import httpx
 import pytest
 import torch
-from fastapi import FastAPI, HTTPException
-from pydantic import ValidationError
 
-from booktools.loopback import ServerDidNotStart, run_async, serve
+from autograder.drivers import CountingCalls, app_to_measure, serve_app, validated
+from autograder.judge import type_name
+from booktools.loopback import ServerDidNotStart, run_async
 from casestudy.model import FraudNet, FraudNetConfig
 from casestudy.serving import (
     CATEGORY_NAMES,
@@ -35,6 +35,10 @@ from casestudy.serving import (
     load_bundle,
     save_bundle,
 )
+
+# Every test reaches the learner's code only through `learner`: they run in the judge, and
+# reach the learner's app, served in the learner's process, over loopback (see autograder/judge.py).
+pytestmark = pytest.mark.judged
 
 TIMEOUT = 10.0  # seconds per request: generous on a busy machine, short next to the test's own limit
 JSON = {"content-type": "application/json"}
@@ -68,18 +72,19 @@ def payment(i: int = 0, **changes) -> dict:
     }
 
 
-def first_error(error: ValidationError) -> str:
-    e = error.errors()[0]
+def first_error(errors: list[dict]) -> str:
+    e = errors[0]
     return f"{'.'.join(str(p) for p in e['loc']) or 'the payment'}: {e['msg']}"
 
 
-def refused(model, data) -> ValidationError | None:
-    """The validation error for ``data``, or None if the model accepted it."""
-    try:
-        model.model_validate(data)
-    except ValidationError as e:
-        return e
-    return None
+def validate(learner, model, data) -> tuple[dict | None, list[dict] | None]:
+    """(what the learner's pydantic model made of ``data``, None), or (None, the errors it raised)."""
+    return learner.beside(validated, model, data)
+
+
+def refused(learner, model, data) -> list[dict] | None:
+    """The errors of the validation of ``data``, or None if the model accepted it."""
+    return validate(learner, model, data)[1]
 
 
 # --- Part 1: the request schema -------------------------------------------------------------
@@ -93,20 +98,18 @@ def test_accepts_valid_payments(learner):
         valid += [payment(0, **{field: low}), payment(1, **{field: high})]
     valid.append(payment(2, merchant_id=0))
     for data in valid:
-        try:
-            parsed = learner.PaymentRequest.model_validate(data)
-        except ValidationError as e:
-            raise AssertionError(f"a valid payment was refused ({first_error(e)}): {data}") from None
-        assert parsed.model_dump() == data, f"PaymentRequest changed a valid payment: {data} became {parsed.model_dump()}"
+        parsed, errors = validate(learner, learner.PaymentRequest, data)
+        assert errors is None, f"a valid payment was refused ({first_error(errors or [{}])}): {data}"
+        assert parsed == data, f"PaymentRequest changed a valid payment: {data} became {parsed}"
 
 
 @pytest.mark.graded("schemas", points=1, visible=True)
 def test_refuses_unknown_categories(learner):
     "Refuses a category the model does not know, with an error on `category` that lists the known ones."
     for bad in ("casino", "", "ELECTRONICS"):
-        error = refused(learner.PaymentRequest, payment(category=bad))
+        error = refused(learner, learner.PaymentRequest, payment(category=bad))
         assert error is not None, f"category {bad!r} was accepted: only the categories in CATEGORY_NAMES are known to the model"
-        on_category = [e for e in error.errors() if e["loc"] == ("category",)]
+        on_category = [e for e in error if e["loc"] == ("category",)]
         assert on_category, f"category {bad!r} was refused, but the error is not on `category`: {first_error(error)}"
         message = on_category[0]["msg"]
         assert all(name in message for name in CATEGORY_NAMES), (
@@ -119,11 +122,11 @@ def test_refuses_non_finite_and_out_of_range_numbers(learner):
     "Refuses NaN, infinities and values outside FEATURE_RANGES in both numeric features, with the error on that field."
     for field, (low, high) in FEATURE_RANGES.items():
         for bad in (math.nan, math.inf, -math.inf, low - 0.5, high + 0.5):
-            error = refused(learner.PaymentRequest, payment(**{field: bad}))
+            error = refused(learner, learner.PaymentRequest, payment(**{field: bad}))
             assert error is not None, f"{field} = {bad} was accepted" + (
                 ": NaN fails every comparison, so a range check alone lets it through" if math.isnan(bad) else ""
             )
-            assert any(e["loc"] == (field,) for e in error.errors()), (
+            assert any(e["loc"] == (field,) for e in error), (
                 f"{field} = {bad} was refused, but the error is not on `{field}`: {first_error(error)}"
             )
 
@@ -132,22 +135,20 @@ def test_refuses_non_finite_and_out_of_range_numbers(learner):
 def test_batch_size_is_bounded(learner):
     "Accepts 1 to MAX_BATCH payments per batch; refuses more or none at once, with one error that says the limit."
     for n in (1, MAX_BATCH):
-        try:
-            learner.BatchRequest.model_validate({"payments": [payment(i) for i in range(n)]})
-        except ValidationError as e:
-            raise AssertionError(f"a batch of {n} valid payments was refused: {first_error(e)}") from None
+        errors = refused(learner, learner.BatchRequest, {"payments": [payment(i) for i in range(n)]})
+        assert errors is None, f"a batch of {n} valid payments was refused: {first_error(errors or [{}])}"
     for n in (0, MAX_BATCH + 1):
-        error = refused(learner.BatchRequest, {"payments": [payment(i) for i in range(n)]})
+        error = refused(learner, learner.BatchRequest, {"payments": [payment(i) for i in range(n)]})
         assert error is not None, f"a batch of {n} payments was accepted; a batch holds 1 to MAX_BATCH ({MAX_BATCH})"
         if n:
             assert str(MAX_BATCH) in first_error(error), (
                 f"the error for {n} payments should say the limit, {MAX_BATCH}: {first_error(error)}"
             )
     # Invalid payments, far too many: one error about the size, not ten thousand about the payments.
-    error = refused(learner.BatchRequest, {"payments": [{"payment_id": i} for i in range(10_000)]})
-    assert error is not None and len(error.errors()) == 1, (
+    error = refused(learner, learner.BatchRequest, {"payments": [{"payment_id": i} for i in range(10_000)]})
+    assert error is not None and len(error) == 1, (
         "a batch of 10,000 invalid payments should be refused for its size alone, before any payment is validated "
-        f"(got {len(error.errors()) if error else 0} errors)"
+        f"(got {len(error) if error else 0} errors)"
     )
 
 
@@ -160,7 +161,7 @@ def service(learner, load_model):
     app = learner.create_app(load_model)
     assert callable(app), f"create_app should return the FastAPI app it built, not {app!r}"
     try:
-        with serve(app) as server, httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
+        with learner.beside(serve_app, app) as server, httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
             yield server, client
     except ServerDidNotStart as e:
         reason = str(e).strip().splitlines()
@@ -327,25 +328,22 @@ def test_refuses_oversized_bodies_with_413(learner, load_model):
 @pytest.mark.graded("create_app", points=1)
 def test_model_is_loaded_once_at_start_up(learner, bundle_dir):
     "Calls load_model once, at start-up, before the first request, and never again."
-    calls = []
-
-    def load_model():
-        calls.append(len(calls))
-        return load_bundle(bundle_dir)
-
+    load_model = learner.beside(CountingCalls, functools.partial(load_bundle, bundle_dir))
     data = payment(21)
     [probability] = load_bundle(bundle_dir).predict([data])
     with service(learner, load_model) as (server, client):
-        assert len(calls) == 1, (
+        calls = load_model.calls
+        assert calls == 1, (
             f"once the server has started, and before any request, load_model should have been called once; it was called "
-            f"{len(calls)} times (load it in the lifespan, before the yield)"
+            f"{calls} times (load it in the lifespan, before the yield)"
         )
         for _ in range(3):
             scored(client.post("/score", json=data), server, data, probability, "POST /score")
         client.post("/score/batch", json={"payments": [data]})
         client.get("/ready")
-        assert len(calls) == 1, (
-            f"after five requests, load_model was called {len(calls)} times: load the model once, at start-up, "
+        calls = load_model.calls
+        assert calls == 1, (
+            f"after five requests, load_model was called {calls} times: load the model once, at start-up, "
             "not per request (each load reads and checks the weights again)"
         )
 
@@ -381,7 +379,7 @@ def test_refuses_to_start_without_a_sound_bundle(learner, tmp_path):
             expected = str(e)
         started, said = False, ""
         try:
-            with serve(learner.create_app(functools.partial(load_bundle, folder))):
+            with learner.beside(serve_app, learner.create_app(functools.partial(load_bundle, folder))):
                 started = True
         except (ServerDidNotStart, BundleError) as e:  # refusing as early as create_app is fine too
             said = str(e)
@@ -423,36 +421,6 @@ def test_concurrent_requests_each_get_their_own_answer(learner, bundle_dir, load
 # --- Part 3: instrument ----------------------------------------------------------------------
 
 
-def app_to_measure() -> FastAPI:
-    """A small app with the kinds of routes that metrics must tell apart."""
-    app = FastAPI()
-
-    @app.get("/ok")
-    async def ok():
-        return {"ok": True}
-
-    @app.post("/echo")
-    async def echo(body: dict):
-        return body
-
-    @app.get("/slow")
-    async def slow():
-        await asyncio.sleep(0.03)
-        return {"slow": True}
-
-    @app.get("/items/{item_id}")
-    async def item(item_id: int):
-        if item_id == 0:
-            raise HTTPException(status_code=404, detail="no item 0")
-        return {"item": item_id}
-
-    @app.get("/boom")
-    async def boom():
-        raise RuntimeError("a bug in a handler")
-
-    return app
-
-
 SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$")
 LABEL = re.compile(r'\s*([a-zA-Z_]\w*)="((?:[^"\\]|\\.)*)"\s*(?:,|$)')
 
@@ -488,9 +456,9 @@ def value(samples, name: str, **labels) -> float | None:
 
 @contextmanager
 def instrumented(learner):
-    app = learner.instrument(app_to_measure())
-    assert isinstance(app, FastAPI), f"instrument(app) should return the app it instrumented, not {type(app).__name__}"
-    with serve(app) as server, httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
+    app = learner.instrument(learner.beside(app_to_measure))
+    assert type_name(app) == "FastAPI", f"instrument(app) should return the app it instrumented, not {type_name(app)}"
+    with learner.beside(serve_app, app) as server, httpx.Client(base_url=server.url, timeout=TIMEOUT) as client:
         yield server, client
 
 
