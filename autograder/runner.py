@@ -1,9 +1,10 @@
 """Running a notebook's hidden tests, in this process or in a fresh one.
 
 In this process: the self-check and the nbgrader bridge, inside the learner's kernel,
-against the notebook's own namespace. In a fresh process: ``grade``, against the
-exported module, with a wall-clock limit that kills the whole process group.
-Both use the same plugin and so give the same points.
+against the notebook's own namespace. In fresh processes: ``grade``, against the
+exported module, with a wall-clock limit that kills the whole process group; tests
+marked ``judged`` run in a judge apart from the learner's code (judge.py), others
+beside it. All use the same plugin and so give the same points.
 """
 
 from __future__ import annotations

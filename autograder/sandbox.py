@@ -1,7 +1,12 @@
 """The sandbox: every rule that a submission's code runs under while it is graded, top to bottom.
 
-A notebook's hidden tests, and with them the submission, run in a process that
-``runner.py`` forks from its grading server, under these rules, applied in this order:
+A notebook whose hidden tests are marked ``judged`` is graded by two processes
+(``run_judged``): the judge, which runs the tests and reports the verdicts, and beside
+it the learner's worker, started from a zygote that ``confine_worker`` confines further
+before any learner code or hidden test is loaded (see judge.py and worker.py). Other
+notebooks' tests run, and with them the submission, in one process (``run_confined``).
+Either way the processes are forked from ``runner.py``'s grading server, under these
+rules, applied in this order:
 
 1. **Limits** (``Limits``): wall clock per notebook and per submission, time per test,
    memory on top of the preloaded libraries, the largest file and the size of /tmp.
@@ -358,7 +363,7 @@ def protections() -> dict[str, bool]:
         "network, process and mount namespaces (no network; no process outside in sight)": namespaces_available(),
         "a private /tmp, /var/tmp and /dev/shm, the rest read-only, and capabilities dropped once made": private_tmp_available(),
         "cgroups: a cap on each grading's processes and memory, and an equal share of the CPU": cgroups_available(),
-        "verdicts from a process that never runs the submission's code": False,
+        "verdicts from a process that never runs the submission's code, in every chapter (GPU training's not yet)": False,
     }
 
 
