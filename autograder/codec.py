@@ -247,10 +247,15 @@ class _Encoder:
             return {"$": "dtype", "v": str(value).removeprefix("torch.")}
         if not isinstance(value, torch.Tensor):
             return None
+        # Where it lives and whether it needs a gradient travel too: tests check both.
+        tree = {"$": "tensor", "device": str(value.device), "requires_grad": value.requires_grad}
+        tree["dtype"] = str(value.dtype).removeprefix("torch.")
+        if value.device.type == "meta":  # a tensor without data: its shape is all there is
+            return {**tree, "shape": list(value.shape)}
         value = value.detach().cpu()
         if value.dtype == torch.bfloat16:  # NumPy has no bfloat16: its bits travel as int16
-            return {"$": "tensor", "dtype": "bfloat16", "v": self.array(value.view(torch.int16).numpy())}
-        return {"$": "tensor", "dtype": str(value.dtype).removeprefix("torch."), "v": self.array(value.numpy())}
+            return {**tree, "v": self.array(value.view(torch.int16).numpy())}
+        return {**tree, "v": self.array(value.numpy())}
 
 
 def _frame_table(frame):
@@ -385,13 +390,22 @@ class _Decoder:
     def read_tensor(self, tree, depth):
         import torch
 
-        array = self.read_array(tree["v"], depth)
-        if tree["dtype"] == "bfloat16":
-            return torch.from_numpy(array).view(torch.bfloat16)
-        dtype = getattr(torch, tree["dtype"], None)
+        dtype = getattr(torch, str(tree["dtype"]), None)
         if not isinstance(dtype, torch.dtype):
             raise CodecError(f"a tensor of unknown dtype {tree['dtype']!r}")
-        return torch.from_numpy(array).to(dtype)
+        try:
+            device = torch.device(str(tree["device"]))
+            if device.type not in ("cpu", "meta"):
+                torch.empty(0, device=device)  # a device this machine has
+        except (RuntimeError, AssertionError) as e:
+            raise CodecError(f"a tensor on a device this machine cannot hold ({e})") from None
+        if device.type == "meta":
+            tensor = torch.empty([int(n) for n in tree["shape"]], dtype=dtype, device=device)
+        else:
+            array = self.read_array(tree["v"], depth)
+            tensor = torch.from_numpy(array).view(dtype) if dtype == torch.bfloat16 else torch.from_numpy(array).to(dtype)
+            tensor = tensor.to(device) if device.type != "cpu" else tensor
+        return tensor.requires_grad_() if tree["requires_grad"] is True and tensor.is_floating_point() else tensor
 
     def read_device(self, tree, depth):
         import torch

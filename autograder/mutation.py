@@ -122,7 +122,7 @@ def assert_tests_catch(learner, reference: Callable, mutant: Mutant) -> None:
     The learner's tests run beside their code (``drivers.run_learner_tests``), which gets
     each version as source text; this function, in the judge, decides.
     """
-    from autograder.drivers import run_learner_tests_on  # drivers import this module
+    from autograder.drivers.testing import run_learner_tests_on  # the drivers import this module
 
     name = reference.__name__
     _assert_tests_pass_on_reference(learner, reference)
@@ -162,7 +162,7 @@ def _baseline_key(reference: Callable) -> tuple[str, str, str]:
 
 def _baseline_problem(learner, reference: Callable) -> str | None:
     """Why the learner's tests cannot be graded against ``reference``, or None if they can."""
-    from autograder.drivers import learner_test_names, run_learner_tests_on
+    from autograder.drivers.testing import learner_test_names, run_learner_tests_on
 
     name = reference.__name__
     if not learner.beside(learner_test_names, learner):

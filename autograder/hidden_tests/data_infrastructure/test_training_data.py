@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 
-from autograder.drivers import first_of_endless_stream, read_with_dataloader, relation_of
+from autograder.drivers.data import first_of_endless_stream, read_with_dataloader, relation_of
 
 # Every test reaches the learner's code only through `learner`: they run in the judge (see autograder/judge.py).
 pytestmark = pytest.mark.judged

@@ -23,15 +23,14 @@ from contextlib import contextmanager
 import pytest
 from fastapi import FastAPI, Response
 
-from autograder.drivers import (
+from autograder.drivers.calls import call_watching, run_coroutine
+from autograder.drivers.serving import (
     batcher_failures,
     batcher_heartbeat,
     batcher_late_item,
     batcher_lone_request,
     batcher_many_callers,
     batcher_steady_trickle,
-    call_watching,
-    run_coroutine,
 )
 from autograder.judge import type_name
 from booktools.loopback import serve

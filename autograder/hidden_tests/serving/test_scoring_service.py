@@ -20,7 +20,7 @@ import httpx
 import pytest
 import torch
 
-from autograder.drivers import CountingCalls, app_to_measure, serve_app, validated
+from autograder.drivers.serving import CountingCalls, app_to_measure, serve_app, validated
 from autograder.judge import type_name
 from booktools.loopback import ServerDidNotStart, run_async
 from casestudy.model import FraudNet, FraudNetConfig

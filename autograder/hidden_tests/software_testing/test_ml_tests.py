@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 import torch
 
-from autograder.drivers import call_watching, seeded_model
+from autograder.drivers.calls import call_watching, seeded_model
 from autograder.mutation import Mutant, assert_tests_catch
 from casestudy.features import amount_vs_card_avg_30d
 from casestudy.model import FraudNet, random_batch

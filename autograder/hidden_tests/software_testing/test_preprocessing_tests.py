@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from autograder.drivers import draw_examples
+from autograder.drivers.testing import draw_examples
 from autograder.judge import type_name
 from autograder.mutation import Mutant, assert_tests_catch
 from casestudy.images import to_model_input
