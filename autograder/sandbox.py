@@ -52,6 +52,7 @@ import fcntl
 import hashlib
 import ipaddress
 import multiprocessing.connection
+import multiprocessing.resource_tracker
 import multiprocessing.util
 import os
 import re
@@ -241,8 +242,16 @@ def confine_worker(sandbox: Sandbox, private_tmp: bool) -> None:
 
 
 def _close_all_but(keep: int) -> None:
+    """Close every file this process inherited but ``keep`` (and standard input and output).
+
+    Among them the pipe to the grading server's resource tracker, which unlinks, outside
+    any sandbox, the shared memory and semaphores it is told of: the learner's processes
+    start a tracker of their own, inside, when they first need one (a DataLoader's workers).
+    """
     os.closerange(3, keep)
     os.closerange(keep + 1, os.sysconf("SC_OPEN_MAX"))
+    tracker = multiprocessing.resource_tracker._resource_tracker
+    tracker._fd = tracker._pid = None  # what it holds when none was started: the next use starts one
 
 
 def confine(sandbox: Sandbox, private_tmp_made: bool = False) -> None:
