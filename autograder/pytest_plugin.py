@@ -7,10 +7,13 @@ A hidden test is an ordinary pytest function with one marker and one fixture::
         "Exposes the four tables as views."
         ...
 
-``learner`` is the learner's code: the exported module when ``python -m autograder
-grade`` runs the tests in a subprocess, or the notebook's namespace when a self-check
-or nbgrader runs them inside the kernel. Both graders go through this one plugin, so a
-test earns the same points in either.
+``learner`` is the learner's code: when ``python -m autograder grade`` runs the tests,
+a stand-in for the exported module, which runs in a worker apart from the tests
+(``judge.RemoteLearner``); when a self-check or nbgrader runs them inside the kernel,
+the notebook's namespace (``LearnerCode``). Both go through this one plugin, so a test
+earns the same points in either. A test reaches the learner's code only through
+``learner``; what it needs beside that code (a connection, a model) it builds with
+``learner.beside(given_function, ...)``.
 
 Tests of training code also take ``device``, the ``torch.device`` to train on: the CPU
 unless the grader was started with ``--device cuda``. The same tests, worth the same
@@ -36,7 +39,7 @@ import pytest
 
 from autograder.paths import GIVEN_CODE
 from autograder.results import FAILED, NOT_ATTEMPTED, PASSED, GradedTest
-from autograder.sandbox import DEFAULT_TEST_TIMEOUT, confine_test_session
+from autograder.sandbox import DEFAULT_TEST_TIMEOUT
 
 
 class LearnerCode:
@@ -326,40 +329,31 @@ def _time_limit(seconds: float):
         signal.signal(signal.SIGALRM, previous)
 
 
-# --- command-line use: ``python -m pytest -p autograder.pytest_plugin --learner-module ...``
+# --- the judge's use: ``python -m pytest -p autograder.pytest_plugin --judge-control-fd ...`` (see sandbox.run_judged)
 
 
 def pytest_addoption(parser):
     group = parser.getgroup("autograder")
     group.addoption(
-        "--learner-module", action="append", help="dotted name of a module the notebook exported; the first is the default"
-    )
-    group.addoption("--results-fd", type=int, help="write one JSON line per collected and finished test to this pipe")
-    group.addoption(
         "--judge-control-fd",
         type=int,
-        help="judge apart: reach the learner's code through the worker zygote on this socket (see autograder/judge.py)",
+        help="grade as the judge: reach the learner's code through the worker zygote on this socket (see autograder/judge.py)",
     )
-    group.addoption("--exchange-folder", help="judge apart: where tmp_path makes folders that the learner's code may write to")
+    group.addoption("--results-fd", type=int, help="write one JSON line per collected and finished test to this pipe")
+    group.addoption("--exchange-folder", help="where tmp_path makes folders that the learner's code may write to")
     group.addoption("--part", help="run only the tests of this part")
     group.addoption("--test-timeout", type=float, default=DEFAULT_TEST_TIMEOUT, help="seconds per test")
     group.addoption("--device", default="cpu", help="the torch device that tests of training code use (default cpu)")
-    group.addoption(
-        "--delete-tests-once-collected",
-        action="store_true",
-        help="delete the test files under the root directory once imported (for a disposable copy of them)",
-    )
 
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "graded(part, points=1, visible=False): a hidden test and the points it is worth")
     config.addinivalue_line("markers", "gpu: needs a CUDA device; skipped without one")
-    config.addinivalue_line(
-        "markers", "judged: the test reaches the learner's code only through `learner`, so it can run in a process apart"
-    )
-    module = config.getoption("learner_module", None)
-    if module is None:
+    control = config.getoption("judge_control_fd", None)
+    if control is None:
         return
+    from autograder.judge import ExchangeFolder, RemoteLearner, time_limit  # the judge's side imports this plugin
+
     results = config.getoption("results_fd")
 
     def report(event: str, test_id: str, result: GradedTest) -> None:
@@ -368,23 +362,15 @@ def pytest_configure(config):
         while line:
             line = line[os.write(results, line) :]
 
-    control = config.getoption("judge_control_fd")
-    if control is None:
-        confine_test_session(config, config.getoption("delete_tests_once_collected"))
-        load, limit = partial(load_modules, module), _time_limit
-    else:
-        from autograder.judge import ExchangeFolder, RemoteLearner, time_limit  # the judge's side imports the plugin
-
-        load, limit = partial(RemoteLearner, socket.socket(fileno=control)), time_limit
-        config.pluginmanager.register(ExchangeFolder(config.getoption("exchange_folder")), "autograder-exchange-folder")
+    config.pluginmanager.register(ExchangeFolder(config.getoption("exchange_folder")), "autograder-exchange-folder")
     config.pluginmanager.register(
         Grading(
-            load,
+            partial(RemoteLearner, socket.socket(fileno=control)),
             report,
             part=config.getoption("part"),
             test_timeout=config.getoption("test_timeout"),
             device=config.getoption("device"),
-            time_limit=limit,
+            time_limit=time_limit,
         ),
         "autograder-grading",
     )

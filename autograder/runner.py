@@ -2,9 +2,9 @@
 
 In this process: the self-check and the nbgrader bridge, inside the learner's kernel,
 against the notebook's own namespace. In fresh processes: ``grade``, against the
-exported module, with a wall-clock limit that kills the whole process group; tests
-marked ``judged`` run in a judge apart from the learner's code (judge.py), others
-beside it. All use the same plugin and so give the same points.
+exported module, with a wall-clock limit that kills the whole process group: the
+tests run in a judge, apart from the learner's code (judge.py). Both use the same
+plugin and so give the same points.
 """
 
 from __future__ import annotations
@@ -17,13 +17,11 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import select
-import shutil
 import sys
 import tempfile
 import threading
 import types
-from collections.abc import Callable
-from functools import cache, partial
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -38,7 +36,6 @@ from autograder.sandbox import (
     kill_process_group,
     namespaces_available,
     remove_cgroup,
-    run_confined,
     run_judged,
     tests_digest,
 )
@@ -60,8 +57,8 @@ PYTEST_ARGS = [
 ]
 
 FORGED = (
-    "the submission wrote into the results of its own grading (a verdict twice, one for a test that was not planned, "
-    "or far more records than tests): nothing this run reported counts"
+    "the results of this grading are not of the shape the judge writes (a verdict twice, one for a test that was not "
+    "planned, or far more records than tests): nothing this run reported counts"
 )
 STATUSES = (PASSED, FAILED, NOT_ATTEMPTED)
 # One record: a test's message is shortened to 2,000 characters before it is sent.
@@ -105,16 +102,11 @@ def planned_tests(test_file: Path) -> dict[str, GradedTest]:
     here would cost seconds and memory, and pytest's modules from one collection do not
     linger to be mistaken for another folder's file of the same name.
     """
-    return dict(_planned(test_file, tests_digest(test_file.parent))[0])
-
-
-def judged_apart(test_file: Path) -> bool:
-    """Whether every test in ``test_file`` is marked ``judged``: it then runs in the judge, apart from the learner's code."""
-    return _planned(test_file, tests_digest(test_file.parent))[1]
+    return dict(_planned(test_file, tests_digest(test_file.parent)))
 
 
 @cache
-def _planned(test_file: Path, digest: str) -> tuple[dict[str, GradedTest], bool]:
+def _planned(test_file: Path, digest: str) -> dict[str, GradedTest]:
     """Keyed by ``digest`` too, so that hidden tests edited since are collected again."""
     receive, send = multiprocessing.Pipe(duplex=False)
     process = _fork_server().Process(target=_collect, args=(test_file, send), name="autograder-collect")
@@ -127,13 +119,6 @@ def _planned(test_file: Path, digest: str) -> tuple[dict[str, GradedTest], bool]
     return planned
 
 
-class _JudgedMarks:
-    judged = False
-
-    def pytest_collection_modifyitems(self, items):
-        self.judged = bool(items) and all(item.get_closest_marker("judged") for item in items)
-
-
 def _collect(test_file: Path, send: multiprocessing.connection.Connection) -> None:
     planned: dict[str, GradedTest] = {}
 
@@ -143,13 +128,13 @@ def _collect(test_file: Path, send: multiprocessing.connection.Connection) -> No
     def no_learner() -> LearnerCode:
         raise RuntimeError("tests are only collected here, never run")
 
-    plugin, marks = Grading(no_learner, keep_collected), _JudgedMarks()
+    plugin = Grading(no_learner, keep_collected)
     # Without other plugins, as in the graded process.
     args = [str(test_file), "--rootdir", str(test_file.parent), "--collect-only", "--disable-plugin-autoload", *PYTEST_ARGS]
     with contextlib.redirect_stdout(io.StringIO()) as out, contextlib.redirect_stderr(io.StringIO()):
-        code = pytest.main(args, plugins=[pytest_plugin, plugin, marks])
+        code = pytest.main(args, plugins=[pytest_plugin, plugin])
     if code in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
-        send.send((planned, marks.judged))
+        send.send(planned)
     else:
         send.send(
             RuntimeError(f"the hidden tests in {test_file} could not be collected (pytest exit code {code}):\n{out.getvalue()}")
@@ -162,45 +147,32 @@ def run_in_subprocess(
     modules: list[str],
     limits: Limits = Limits(),
 ) -> tuple[list[GradedTest], str | None]:
-    """Run ``test_file`` against the learner's ``modules`` (importable from ``package_root``) in a process of its own.
+    """Run ``test_file`` in a judge, against the learner's ``modules`` (importable from ``package_root``) in a worker.
 
-    The process is forked from the grading server (see ``sandbox.run_confined``) and may use at
-    most ``limits.memory_mb`` of address space besides the libraries it was forked with:
-    a submission that allocates more gets a MemoryError in its own test instead of
-    taking the machine down.
+    Both are forked from the grading server (see ``sandbox.run_judged``); the worker may
+    use at most ``limits.memory_mb`` of address space besides the libraries it was
+    forked with: a submission that allocates more gets a MemoryError in its own test
+    instead of taking the machine down.
 
     Returns a verdict for every test the hidden tests plan and, if the run did not finish
     normally, a message saying why; tests that never ran then count as failed with that
     message, and so does every test of a run whose hidden tests were changed.
     """
-    planned, judged = planned_tests(test_file), judged_apart(test_file)
+    planned = planned_tests(test_file)
     collected, finished, forged, problem, timed_out = {}, {}, False, None, False
-    # The submission works in a folder of its own; the grader's files (a copy of the
-    # hidden tests, the results) sit in another, so that writing to its working
-    # directory, or overwriting the tests it was given, changes nothing for the next run.
+    # The submission works in a folder of its own; the judge's files (the data its tests
+    # generate, the folder it shares with the worker, the log) sit in another.
     try:
         with (
             tempfile.TemporaryDirectory(prefix="autograder-run-") as work,
             tempfile.TemporaryDirectory(prefix="autograder-grader-") as grader,
         ):
-            # No traceback, no summary: pytest's report, which quotes the hidden tests' code, names
-            # and paths, stays out of the log, whose end may reach the learner's feedback.
-            args = ["-p", "autograder.pytest_plugin", "--tb=no", "-rN", *PYTEST_ARGS]
-            args += ["--test-timeout", str(limits.test_seconds), "--device", limits.device]
-            args += [arg for module in modules for arg in ("--learner-module", module)]
-            if judged:
-                # The judge reads the hidden tests where they are: the learner's code, in
-                # a process apart, never sees them (see sandbox.confine_worker).
-                tests, digest, target = str(test_file.parent.parent), "", partial(run_judged, modules=modules)
-                args = [str(test_file), "--rootdir", str(test_file.parent), *args]
-                args += ["--basetemp", str(Path(grader) / "basetemp"), "--exchange-folder", str(Path(grader) / "exchange")]
-            else:
-                tests = Path(grader) / "hidden" / test_file.parent.name
-                shutil.copytree(test_file.parent, tests, ignore=shutil.ignore_patterns("__pycache__"))
-                for path in tests.rglob("*.py"):
-                    path.chmod(0o444)
-                digest, target = tests_digest(tests), run_confined
-                args = [str(tests / test_file.name), "--rootdir", str(tests), "--delete-tests-once-collected", *args]
+            # The judge reads the hidden tests where they are: the learner's worker never
+            # sees them (see sandbox.confine_worker). No traceback, no summary: pytest's
+            # report, which quotes the hidden tests' code, stays out of the log.
+            args = [str(test_file), "--rootdir", str(test_file.parent), "-p", "autograder.pytest_plugin", "--tb=no", "-rN"]
+            args += [*PYTEST_ARGS, "--test-timeout", str(limits.test_seconds), "--device", limits.device]
+            args += ["--basetemp", str(Path(grader) / "basetemp"), "--exchange-folder", str(Path(grader) / "exchange")]
             # CUDA reserves tens of GiB of address space at start-up, so on the GPU the cap
             # on address space would stop every test: it is left off (see the guide).
             memory_mb = limits.memory_mb if limits.device == "cpu" else None
@@ -208,17 +180,17 @@ def run_in_subprocess(
                 work,
                 str(package_root),
                 grader,
-                str(tests),
-                digest,
+                str(test_file.parent),
+                tests_digest(test_file.parent),
                 memory_mb,
                 limits.file_mb,
                 limits.processes,
                 namespaces_available(),
             )
             # Each test reports two records: more than that, and then some, is no plugin's doing.
-            problem, timed_out, reported = _run_killable(target, args, sandbox, limits.notebook_seconds, 2 * len(planned) + 8)
+            problem, timed_out, reported = _run_killable(args, sandbox, modules, limits.notebook_seconds, 2 * len(planned) + 8)
             collected, finished, forged = _read_results(reported, planned)
-    except (FileNotFoundError, shutil.Error):
+    except FileNotFoundError:
         pass  # Without a private /tmp, another grading may remove this one's files: reported below.
     if forged:
         finished, problem = {}, FORGED
@@ -255,7 +227,7 @@ def _fork_server() -> multiprocessing.context.BaseContext:
 
 
 def _run_killable(
-    target: Callable, args: list[str], sandbox: Sandbox, timeout: float, max_records: int
+    args: list[str], sandbox: Sandbox, modules: list[str], timeout: float, max_records: int
 ) -> tuple[str | None, bool, list[bytes] | None]:
     """Why the run did not end normally, if it did not; whether it ran out of time; and what it reported.
 
@@ -264,7 +236,7 @@ def _run_killable(
     rewritten or removed by the submission, or by another grading, after the fact.
     """
     receive, send = multiprocessing.Pipe(duplex=False)
-    process = _fork_server().Process(target=target, args=(args, sandbox, send), name="autograder-notebook")
+    process = _fork_server().Process(target=run_judged, args=(args, sandbox, send, modules), name="autograder-notebook")
     _start_without_main(process)
     send.close()
     reader = _RecordReader(receive, max_records)

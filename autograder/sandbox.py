@@ -1,45 +1,42 @@
 """The sandbox: every rule that a submission's code runs under while it is graded, top to bottom.
 
-A notebook whose hidden tests are marked ``judged`` is graded by two processes
-(``run_judged``): the judge, which runs the tests and reports the verdicts, and beside
-it the learner's worker, started from a zygote that ``confine_worker`` confines further
-before any learner code or hidden test is loaded (see judge.py and worker.py). Other
-notebooks' tests run, and with them the submission, in one process (``run_confined``).
-Either way the processes are forked from ``runner.py``'s grading server, under these
-rules, applied in this order:
+A notebook is graded by two processes (``run_judged``), forked from ``runner.py``'s
+grading server: the *judge*, which runs the hidden tests and reports the verdicts, and
+beside it the learner's *worker*, started from a zygote that is confined further before
+any learner code or hidden test is loaded (see judge.py and worker.py). The rules, in
+the order they are applied:
 
 1. **Limits** (``Limits``): wall clock per notebook and per submission, time per test,
    memory on top of the preloaded libraries, the largest file and the size of /tmp.
-2. **A process group and a cgroup of its own** (``run_confined``, ``enter_cgroup``): one
-   signal stops the tests and everything they started; output goes to a log file that
+2. **A process group and a cgroup of its own** (``run_judged``, ``enter_cgroup``): one
+   signal stops the grading and everything it started; output goes to a log file that
    the grader reads the end of. Where the grader may make cgroups, the grading's
    processes, and their memory together, are capped, and it gets an equal CPU share.
-3. **Fresh namespaces** (``enter_namespaces``, the ``unshare`` system call): the tests
-   run as process 1 of a PID namespace, in a network namespace with only a loopback
+3. **Fresh namespaces** (``enter_namespaces``, the ``unshare`` system call): the judge
+   runs as process 1 of a PID namespace, in a network namespace with only a loopback
    interface. No call of any kind (Python, C, a subprocess) reaches another host; no
-   process outside can be seen or signalled, the grader included; and when the tests
-   end, the kernel ends everything they started. This needs user namespaces (or root);
-   where the system forbids them, as some hardened CI runners do, it is skipped.
-4. **A private /tmp** (``enter_private_tmp``): a mount namespace gives the tests a /tmp
-   of their own (with /var/tmp and /dev/shm; in memory, with a size limit) and a /proc
-   that lists only their processes. The files of the notebooks graded at the same time
-   are out of sight, so a submission cannot change another's copy of the hidden tests
-   or its results. Everything else is read-only (``make_read_only``): the tests run as
-   the grader's user, but cannot change the course, Python's libraries or earlier results.
-5. **Resource limits and a clean environment** (``confine``): address space, file size,
-   processes (inside the user namespace), the working directory and HOME; the hidden
-   tests' location, pytest's options and the grader's command line are not passed on.
+   process outside can be seen or signalled, the grader included; and when the judge
+   ends, the kernel ends everything the worker started. This needs user namespaces (or
+   root); where the system forbids them, as some hardened CI runners do, it is skipped.
+4. **A private /tmp** (``enter_private_tmp``): a mount namespace gives the grading a /tmp
+   of its own (with /var/tmp and /dev/shm; in memory, with a size limit) and a /proc
+   that lists only its processes. The files of the notebooks graded at the same time
+   are out of sight. Everything else is read-only (``make_read_only``): the grading runs
+   as the grader's user, but cannot change the course, Python's libraries, the hidden
+   tests or earlier results.
+5. **The worker's own view** (``confine_worker``): the hidden tests covered, the judge's
+   data read-only but for the exchange folder, a /dev/shm of its own, and no file of the
+   judge's open; then (``confine``) every capability given up, address space, file size
+   and processes capped, the working directory and HOME its own, and the hidden tests'
+   location, pytest's options, the grader's command line and the user's agents not
+   passed on. A guard refuses, with a clear message, every socket connection and name
+   lookup that is not for this machine (the only network rule where namespaces are
+   missing; code that goes around Python's ``socket`` module is not stopped by it alone).
 6. **A check that the hidden tests are the grader's** (``tests_digest``): without a
-   private /tmp another grading may have changed the copy; it is checked at the last
-   moment before pytest loads it, and a changed copy runs no test.
-7. **Inside pytest** (``confine_test_session``): a guard that refuses, with a clear
-   message, every socket connection and name lookup that is not for this machine
-   (the only network rule where namespaces are missing; code that goes around Python's
-   ``socket`` module is not stopped by it alone); the test files deleted once imported,
-   so the submission cannot read them; and the process ended as soon as the results
-   are written, whatever threads or exit handlers the submission left.
+   private /tmp another grading may have changed them; they are checked at the last
+   moment before the judge loads them, and changed tests run no test.
 
-After the tests, whatever the submission left running in its process group is killed
+After the grading, whatever the submission left running in its process group is killed
 (``kill_process_group``); without namespaces, a process that started a session of its
 own escapes that.
 """
@@ -129,52 +126,19 @@ class Sandbox:
         return str(Path(self.grader) / LOG_NAME)
 
 
-def run_confined(args: list[str], sandbox: Sandbox, results: multiprocessing.connection.Connection) -> None:
-    """In the forked process: close the sandbox, then run pytest with ``args`` in a child of this one.
-
-    The tests run one process further down, so that a submission that kills its parent
-    kills this process, and only its own grading ends (as "abnormally"), not the fork
-    server that the other notebooks come from. They report over the pipe ``results``.
-    """
-    args = [*args, "--results-fd", str(results.fileno())]
-    # A session of its own makes this process and everything below it one group, so
-    # one signal stops all of it.
-    os.setsid()
-    # Output to a file, not a pipe: a child the submission left running would keep a
-    # pipe open, and reading it to the end would wait for that child.
-    log = os.open(sandbox.log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    enter_cgroup(sandbox)
-    if sandbox.namespaces:
-        enter_namespaces()
-    tests = os.fork()
-    if tests == 0:
-        confine(sandbox)
-        # Without a private /tmp, another grading may have changed the copy: checked at the
-        # last moment before pytest loads it (and so runs its code). The grader, missing every
-        # planned test, then says what happened.
-        try:
-            intact = tests_digest(Path(sandbox.tests)) == sandbox.tests_digest
-        except OSError:
-            intact = False
-        code = pytest.main(args) if intact else pytest.ExitCode.NO_TESTS_COLLECTED
-        sys.stdout.flush()
-        os._exit(int(code))
-    _, status = os.waitpid(tests, 0)
-    code = os.waitstatus_to_exitcode(status)
-    os._exit(code if code >= 0 else 128 - code)  # killed by signal N: 128 + N, as a shell reports it
-
-
 def run_judged(args: list[str], sandbox: Sandbox, results: multiprocessing.connection.Connection, modules: list[str]) -> None:
     """In the forked process: the judge, which runs the hidden tests, and beside it the learner's worker.
 
-    As in ``run_confined``, a session, a log and a cgroup of its own, then namespaces.
-    The judge (process 1 of the PID namespace, which no process inside may kill or
-    stop) makes the private /tmp, then forks the *zygote* before it has loaded any
-    hidden test: the zygote confines itself further (``confine_worker``) and starts a
-    session of the learner's code each time the judge asks. Learner code runs only
-    there; the judge holds the results pipe, which the zygote closes.
+    A session of its own makes this process and everything below it one group, so one
+    signal stops all of it; output goes to a file, not a pipe (a process the submission
+    left running would keep a pipe open, and reading it to the end would wait for it).
+    Then a cgroup and namespaces. The judge (process 1 of the PID namespace, which no
+    process inside may kill or stop) makes the private /tmp, then forks the *zygote*
+    before it has loaded any hidden test: the zygote confines itself further
+    (``confine_worker``) and starts a session of the learner's code each time the judge
+    asks. Learner code runs only there; the judge holds the results pipe, which the
+    zygote closes. This process waits for the judge, so a submission that kills its
+    parent kills the zygote, not the grading server.
     """
     os.setsid()
     log = os.open(sandbox.log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -186,7 +150,7 @@ def run_judged(args: list[str], sandbox: Sandbox, results: multiprocessing.conne
     judge = os.fork()
     if judge == 0:
         keep = [sandbox.package_root, sandbox.tests, *code_folders()]  # the hidden tests where they are, read-only
-        private = sandbox.namespaces and enter_private_tmp(keep, [], sandbox.file_mb)
+        private = sandbox.namespaces and enter_private_tmp(keep, sandbox.file_mb)
         for folder in (sandbox.work, sandbox.exchange, multiprocessing.util.get_temp_dir()):
             os.makedirs(folder, exist_ok=True)
         # Nothing of this process (its memory with the hidden tests, its open files) may be
@@ -206,7 +170,16 @@ def run_judged(args: list[str], sandbox: Sandbox, results: multiprocessing.conne
             signal.signal(signum, signal.SIG_IGN)
         os.environ.pop("PYTEST_ADDOPTS", None)
         os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
-        code = pytest.main([*args, "--results-fd", str(results.fileno()), "--judge-control-fd", str(control.fileno())])
+        # Without a private /tmp, another grading could have changed the hidden tests: checked
+        # at the last moment before pytest loads them. The grader, missing every planned
+        # test, then says what happened.
+        try:
+            intact = tests_digest(Path(sandbox.tests)) == sandbox.tests_digest
+        except OSError:
+            intact = False
+        code = pytest.ExitCode.NO_TESTS_COLLECTED
+        if intact:
+            code = pytest.main([*args, "--results-fd", str(results.fileno()), "--judge-control-fd", str(control.fileno())])
         sys.stdout.flush()
         os._exit(int(code))
     _, status = os.waitpid(judge, 0)
@@ -227,18 +200,19 @@ def confine_worker(sandbox: Sandbox, private_tmp: bool) -> None:
     if private_tmp:
         _call("unshare", CLONE_NEWNS)
         _mount("none", "/", flags=MS_REC | MS_PRIVATE)
+        # The chapter's folder and the one holding every chapter's, unless code that grading
+        # imports lies inside (an instructor's tests kept beside the course, say).
         code = [sandbox.package_root, *code_folders()]
-        for folder in _outermost([sandbox.tests, str(PACKAGED_HIDDEN_TESTS)]):
-            # Unless the instructor keeps them where code lies that grading imports.
-            if os.path.isdir(folder) and not any(Path(c).is_relative_to(folder) for c in code):
-                _mount("tmpfs", folder, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=1m,mode=555")
+        hidden = [str(Path(sandbox.tests).parent), sandbox.tests, str(PACKAGED_HIDDEN_TESTS)]
+        for folder in _outermost([f for f in hidden if os.path.isdir(f) and not any(Path(c).is_relative_to(f) for c in code)]):
+            _mount("tmpfs", folder, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=1m,mode=555")
         if os.path.isdir("/dev/shm"):
             _mount("tmpfs", "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"size={sandbox.file_mb}m")
         _mount(sandbox.exchange, sandbox.exchange, flags=MS_BIND)
         _mount(sandbox.grader, sandbox.grader, flags=MS_BIND | MS_REC)  # the exchange folder's mount comes along
         _mount("none", sandbox.grader, flags=MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
     install_network_guard()  # a clear message for a connection to another host, which the namespace refuses anyway
-    confine(sandbox, private_tmp_made=True)
+    confine(sandbox)
 
 
 def _close_all_but(keep: int) -> None:
@@ -254,18 +228,8 @@ def _close_all_but(keep: int) -> None:
     tracker._fd = tracker._pid = None  # what it holds when none was started: the next use starts one
 
 
-def confine(sandbox: Sandbox, private_tmp_made: bool = False) -> None:
-    """In the process that will run the submission: private /tmp, resource limits, a clean environment."""
-    # The code that grading imports is mounted back, read-only, where it was; the grader's
-    # folder (the copy of the hidden tests; results go over a pipe, output to a file that
-    # is open already) is copied into the private /tmp, at the same path. Made anew inside
-    # it: the working directory, which the grader never reads, and multiprocessing's
-    # folder for sockets, which the fork server may have named already (DataLoader
-    # workers hand tensors over through it).
-    keep = [sandbox.package_root, *code_folders()]
-    if not private_tmp_made and sandbox.namespaces and enter_private_tmp(keep, [sandbox.grader], sandbox.file_mb):
-        for folder in (sandbox.work, multiprocessing.util.get_temp_dir()):
-            os.makedirs(folder, exist_ok=True)
+def confine(sandbox: Sandbox) -> None:
+    """In the process that will run the submission, its mounts made: privileges, resource limits, a clean environment."""
     if sandbox.namespaces:
         drop_privileges()
         # Counted per user in this user namespace, so only this grading's processes. (Outside
@@ -288,7 +252,6 @@ def confine(sandbox: Sandbox, private_tmp_made: bool = False) -> None:
     # neither by the environment nor by the grader's command line, which it inherited.
     os.environ.pop(HIDDEN_TESTS_VARIABLE, None)
     sys.argv = ["autograder-grading"]
-    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"  # only our plugin: the rest cost seconds to load
     sys.path.insert(0, sandbox.package_root)
 
 
@@ -366,13 +329,14 @@ def protections() -> dict[str, bool]:
 
     The first three depend on the system (user namespaces, mounts inside them, cgroups
     that the grader may make); the last is not provided by this grader yet, and is listed
-    so that nobody assumes it.
+    so that nobody assumes it. (Verdicts from a process that never runs the submission's
+    code are given everywhere: see judge.py.)
     """
     return {
         "network, process and mount namespaces (no network; no process outside in sight)": namespaces_available(),
         "a private /tmp, /var/tmp and /dev/shm, the rest read-only, and capabilities dropped once made": private_tmp_available(),
         "cgroups: a cap on each grading's processes and memory, and an equal share of the CPU": cgroups_available(),
-        "verdicts from a process that never runs the submission's code, in every chapter (GPU training's not yet)": False,
+        "the submission's export (nbdev) run in the sandbox, not in the grader's process": False,
     }
 
 
@@ -422,7 +386,7 @@ def _enter_layers() -> int:
         return 0
     child = os.fork()  # the private /tmp is made by process 1 of the new PID namespace, as when grading
     if child == 0:
-        os._exit(0 if enter_private_tmp([], [], 1) else 1)
+        os._exit(0 if enter_private_tmp([], 1) else 1)
     return 2 if os.waitpid(child, 0)[1] == 0 else 1
 
 
@@ -448,7 +412,7 @@ def enter_namespaces() -> bool:
     return True
 
 
-def enter_private_tmp(keep: list[str], carry: list[str], size_mb: int) -> bool:
+def enter_private_tmp(keep: list[str], size_mb: int) -> bool:
     """Give this process, process 1 of the namespaces that enter_namespaces made, a /tmp of its own and a read-only host.
 
     Every grading runs as the same user, and the grader keeps each one's copy of the
@@ -457,10 +421,8 @@ def enter_private_tmp(keep: list[str], carry: list[str], size_mb: int) -> bool:
     mount namespace, one tmpfs of at most ``size_mb`` covers the temporary folder, /tmp,
     /var/tmp and /dev/shm, so all that the others keep there is out of sight, and what
     this one writes there cannot fill the machine's memory. The folders in ``keep``
-    that lie there (the code it runs) are mounted back where they were, so their paths
-    still work; those in ``carry`` (the grader's small folder for this grading) are
-    copied into the tmpfs at the same path, so that nothing on disk is written through
-    them. /proc is mounted afresh, listing only this namespace's processes: the old one
+    that lie there (the code it runs, the hidden tests) are mounted back where they
+    were, so their paths still work. /proc is mounted afresh, listing only this namespace's processes: the old one
     listed every process on the machine with its command line, and the grader's may
     name the hidden tests. The user's runtime folders (/run/user, ``$XDG_RUNTIME_DIR``)
     are covered by an empty tmpfs. Then everything else becomes read-only
@@ -472,7 +434,6 @@ def enter_private_tmp(keep: list[str], carry: list[str], size_mb: int) -> bool:
     # folder (a script run from /tmp puts /tmp itself on sys.path).
     inside = [p for p in keep if any(Path(p).is_relative_to(f) and Path(p) != Path(f) for f in shared)]
     keep = _outermost(inside)
-    carried = {folder: _read_tree(Path(folder)) for folder in carry}
     try:
         _call("unshare", CLONE_NEWNS)
         _mount("none", "/", flags=MS_REC | MS_PRIVATE)  # nothing mounted here shows outside
@@ -489,10 +450,6 @@ def enter_private_tmp(keep: list[str], carry: list[str], size_mb: int) -> bool:
         os.makedirs(path, exist_ok=True)
         _mount(f"/proc/self/fd/{folder}", path, flags=MS_BIND)
         os.close(folder)
-    for root, files in carried.items():
-        for relative, content in files.items():
-            (Path(root) / relative).parent.mkdir(parents=True, exist_ok=True)
-            (Path(root) / relative).write_bytes(content)
     # The user's runtime folders hold the sockets of their session bus (through which a
     # process can start services outside any sandbox) and of their SSH and GPG agents.
     for path in dict.fromkeys(filter(None, [os.environ.get("XDG_RUNTIME_DIR"), "/run/user"])):
@@ -500,11 +457,6 @@ def enter_private_tmp(keep: list[str], carry: list[str], size_mb: int) -> bool:
             _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=1m,mode=700")
     make_read_only([p for p in shared if os.path.isdir(p)])
     return True
-
-
-def _read_tree(folder: Path) -> dict[str, bytes]:
-    """Every file under ``folder`` (but the log, which is open already), by its path inside it."""
-    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file() and p.name != LOG_NAME}
 
 
 MS_RDONLY, MS_REMOUNT, MS_NOSYMFOLLOW, MS_NOATIME, MS_NODIRATIME = 0x1, 0x20, 0x100, 0x400, 0x800
@@ -697,40 +649,3 @@ def _is_local_host(host) -> bool:
         return ipaddress.ip_address(host.split("%")[0]).is_loopback
     except ValueError:
         return False
-
-
-def confine_test_session(config: pytest.Config, delete_tests: bool) -> None:
-    """Inside the graded pytest session, before any test or submission code is imported."""
-    sys.dont_write_bytecode = True
-    install_network_guard()
-    config.pluginmanager.register(SubmissionRun(delete_tests), "autograder-submission-run")
-
-
-class SubmissionRun:
-    """What a grading process does around the submission's code, which it loads after collection.
-
-    Once the hidden tests are imported, their files are deleted when asked for (the
-    runner asks, for the run's own copy of them), so the submission cannot read them. And
-    the process ends as soon as the results are written: a submission may leave a
-    thread running or register exit handlers, and waiting for them would turn a
-    finished run into a timeout.
-    """
-
-    status = 0
-
-    def __init__(self, delete_tests: bool):
-        self._delete_tests = delete_tests
-
-    def pytest_collection_finish(self, session):
-        if self._delete_tests:
-            for path in Path(session.config.rootpath).rglob("*.py"):
-                path.unlink()
-
-    def pytest_sessionfinish(self, session, exitstatus):
-        self.status = int(exitstatus)
-
-    @pytest.hookimpl(trylast=True)
-    def pytest_unconfigure(self, config):
-        sys.stdout.flush()
-        sys.stderr.flush()
-        os._exit(self.status)

@@ -132,9 +132,10 @@ def run_zygote(control: socket.socket, modules: list[str]) -> None:
     """In the confined process: start a session each time the judge asks, and end one when told.
 
     The judge writes ``start`` and gets back, over the same socket, the new session's pid
-    and its end of a fresh socket pair; ``kill PID`` ends a session and everything it
-    started. Nothing of the learner's runs here, so a session that breaks leaves this
-    process able to start the next.
+    and its end of a fresh socket pair; ``kill PID`` ends a session (what it started runs
+    on until the grading ends, when the runner kills the whole process group, and the
+    kernel the whole PID namespace). Nothing of the learner's runs here, so a session
+    that breaks leaves this process able to start the next.
     """
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # ended sessions are reaped by the kernel
     while True:
@@ -143,7 +144,7 @@ def run_zygote(control: socket.socket, modules: list[str]) -> None:
             os._exit(0)  # the judge is done
         if command[0] == "kill" and len(command) == 2 and command[1].isdigit():
             try:
-                os.killpg(int(command[1]), signal.SIGKILL)
+                os.kill(int(command[1]), signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
         elif command[0] == "start":
@@ -161,7 +162,6 @@ def run_zygote(control: socket.socket, modules: list[str]) -> None:
 def _run_session(connection: socket.socket, modules: list[str]) -> None:
     from autograder.pytest_plugin import load_modules
 
-    os.setpgid(0, 0)  # one group: killing the session kills what it started
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the learner's subprocesses are waited for as usual
     try:
         serve(connection, lambda: load_modules(modules))

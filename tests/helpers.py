@@ -253,8 +253,6 @@ def hidden_test_points(path: Path) -> tuple[dict[str, float], dict[str, bool]]:
 HIDDEN_NUMBERS = """
 import pytest
 
-pytestmark = pytest.mark.judged
-
 @pytest.mark.graded("double", points=2, visible=True)
 def test_doubles(learner):
     "Doubles a positive number."
@@ -270,10 +268,6 @@ def test_halves(learner):
     "Halves a number."
     assert learner.halve(4) == 2, "halve(4) should be 2"
 """
-
-# The same tests run beside the learner's code, in one process: how the chapters whose tests
-# are not yet marked `judged` are graded.
-HIDDEN_NUMBERS_IN_ONE_PROCESS = HIDDEN_NUMBERS.replace("pytestmark = pytest.mark.judged\n", "")
 
 
 def write_module(root: Path, source: str) -> None:

@@ -15,7 +15,7 @@ from autograder import codec
 from autograder.codec import CodecError, Given, Ref
 from autograder.judge import LearnerError, rebuild
 from autograder.pytest_plugin import LearnerCode, LearnerLoadError, load_modules
-from autograder.runner import judged_apart, run_in_process, run_in_subprocess
+from autograder.runner import run_in_process, run_in_subprocess
 from casestudy.model import FraudNetConfig
 from casestudy.warehouse import tiny_warehouse
 from tests.helpers import write_module
@@ -206,8 +206,6 @@ import pytest
 from autograder.tables import frame_of
 from casestudy.warehouse import tiny_warehouse
 
-pytestmark = pytest.mark.judged
-
 
 @pytest.mark.graded("objects", points=1)
 def test_objects(learner):
@@ -258,7 +256,6 @@ def judged(tmp_path):
 def test_judged_tests_use_the_learners_objects_as_in_one_process(judged, monkeypatch):
     "Does a judged test earn the same points through the worker as beside the learner's code in one process?"
     hidden, package = judged
-    assert judged_apart(hidden)
     verdicts, problem = run_in_subprocess(hidden, package, ["cardfraud.numbers"])
     assert problem is None and [v.output for v in verdicts] == [""] * 4
     monkeypatch.syspath_prepend(str(package))

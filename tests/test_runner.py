@@ -2,17 +2,14 @@
 
 import multiprocessing
 import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
 
 from autograder import runner
-from autograder.paths import ROOT
 from autograder.pytest_plugin import LearnerCode
 from autograder.results import FAILED, NOT_ATTEMPTED, PASSED
-from autograder.runner import PYTEST_ARGS, run_in_process, run_in_subprocess
+from autograder.runner import run_in_process, run_in_subprocess
 from autograder.sandbox import Limits
 from tests.helpers import HIDDEN_NUMBERS, write_module
 
@@ -135,18 +132,6 @@ def test_memory_bomb_is_contained(hidden, tmp_path):
     scores = {v.name: (v.score, v.output) for v in verdicts}
     assert scores["Halves a number."][0] == 1
     assert "MemoryError" in scores["Doubles a positive number."][1]
-
-
-def test_plugin_deletes_tests_only_when_asked(hidden, tmp_path):
-    "Does the grading plugin leave the test files in place unless told they are a disposable copy?"
-    write_module(tmp_path / "pkg", "def double(x): return 2 * x\ndef halve(x): return x / 2\n")
-    base = [sys.executable, "-m", "pytest", str(hidden), "-p", "autograder.pytest_plugin", *PYTEST_ARGS]
-    base += ["--rootdir", str(hidden.parent), "--results-fd", "1", "--learner-module", "cardfraud.numbers"]  # to stdout
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path / "pkg"), str(ROOT)]), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
-    subprocess.run(base, env=env, cwd=tmp_path, capture_output=True, check=True)
-    assert hidden.exists()
-    subprocess.run([*base, "--delete-tests-once-collected"], env=env, cwd=tmp_path, capture_output=True, check=True)
-    assert not hidden.exists()
 
 
 def test_a_part_that_ran_out_of_time_is_not_run_again(hidden):

@@ -2,6 +2,7 @@
 
 import importlib.util
 import os
+import re
 import shutil
 import socket
 import sys
@@ -26,7 +27,7 @@ from autograder.sandbox import (
     namespaces_available,
     private_tmp_available,
 )
-from tests.helpers import HIDDEN_NUMBERS, HIDDEN_NUMBERS_IN_ONE_PROCESS, write_module
+from tests.helpers import HIDDEN_NUMBERS, write_module
 
 HIDDEN = """
 import pytest
@@ -157,8 +158,8 @@ def test_overwriting_the_hidden_tests_changes_nothing(tmp_path):
     package = tmp_path / "pkg" / "cardfraud"
     package.mkdir(parents=True)
     (package / "__init__.py").touch()
-    # A hostile import looks for the grader's copy of the tests, and for the originals on
-    # the command line it inherited, and empties whatever it finds.
+    # A hostile import looks for the hidden tests in the grader's folders and on the
+    # command line it inherited, and empties whatever it finds.
     (package / "evil.py").write_text(
         "import glob, sys\n"
         "for path in glob.glob('/tmp/autograder-grader-*/hidden/*/*.py') + [a for a in sys.argv if a.endswith('.py')]:\n"
@@ -185,6 +186,25 @@ def test_a_file_past_the_size_limit_fails_only_its_own_test(tmp_path):
     scores = {v.name: (v.score, v.output) for v in verdicts}
     assert scores["Halves a number."][0] == 1
     assert "File too large" in scores["Doubles a positive number."][1]
+
+
+def apart(probes: str) -> tuple[str, str]:
+    """``probes``, tests of the environment written as hidden tests, split into what runs where when graded.
+
+    Graded code runs in the learner's worker, not in the judge that runs the hidden
+    tests: each probe becomes a function of the learner's module (its `learner` parameter
+    and its marker dropped), and a hidden test that calls it. A probe's failed assertion
+    comes back to the judge as the test's failure.
+    """
+    names = re.findall(r"^def (test_\w+)\(learner\):", probes, flags=re.M)
+    markers = re.findall(r"^(@pytest\.mark\.graded\(.*\))$", probes, flags=re.M)
+    docs = re.findall(r"^def test_\w+\(learner\):\n    (\".*\")$", probes, flags=re.M)
+    hidden = "import pytest\n" + "".join(
+        f"\n\n{marker}\ndef {name}(learner):\n    {doc}\n    learner.{name}()\n"
+        for marker, name, doc in zip(markers, names, docs)
+    )
+    learner = re.sub(r"^@pytest\.mark\.graded\(.*\)\n", "", probes, flags=re.M).replace("(learner):", "():")
+    return hidden, learner
 
 
 PRIVATE_TMP = """
@@ -239,14 +259,28 @@ def test_the_sandbox_cannot_be_undone(learner):
     assert not os.path.exists(NEIGHBOUR), "another grading's folder is visible"
 
 @pytest.mark.graded("size", points=1, visible=True)
-def test_temporary_folders_share_one_limit(learner):
-    "Fills /tmp, /var/tmp and /dev/shm together up to the file limit (2 MiB), no further."
-    for path in ("/tmp/a", "/var/tmp/b"):
-        with open(path, "wb") as f:
+def test_temporary_folders_are_limited(learner):
+    "Fills /tmp and /var/tmp together up to the file limit (2 MiB), and /dev/shm up to it too, no further."
+    for folder in ("/tmp", "/dev/shm"):
+        with open(f"{folder}/a", "wb") as f:
+            f.write(bytes(6 * 2**18))
+        with pytest.raises(OSError) as full, open("/var/tmp/b" if folder == "/tmp" else f"{folder}/b", "wb") as f:
             f.write(bytes(3 * 2**18))
-    with pytest.raises(OSError) as full, open("/dev/shm/c", "wb") as f:
-        f.write(bytes(3 * 2**18))
-    assert full.value.errno == errno.ENOSPC
+        assert full.value.errno == errno.ENOSPC, f"{folder}: {full.value}"
+
+@pytest.mark.graded("hidden", points=1, visible=True)
+def test_the_hidden_tests_are_out_of_sight(learner):
+    "Finds no hidden test where the judge reads them."
+    assert not os.path.exists(HIDDEN_TESTS), "the hidden tests are visible"
+
+@pytest.mark.graded("judge", points=1, visible=True)
+def test_the_judge_cannot_be_read_or_stopped(learner):
+    "Cannot read the judge's memory or environment, nor stop it with a signal."
+    for what in ("mem", "environ"):
+        with pytest.raises(OSError):
+            open(f"/proc/1/{what}", "rb").read(1)
+    for sig in (2, 15, 19):  # SIGINT, SIGTERM, SIGSTOP: the kernel drops them for process 1, which handles none
+        os.kill(1, sig)
 """
 
 
@@ -258,11 +292,15 @@ def test_graded_code_has_a_tmp_of_its_own(tmp_path):
     neighbour.mkdir()
     hidden = tmp_path / "hidden" / "test_private.py"
     hidden.parent.mkdir()
-    hidden.write_text(f"NEIGHBOUR, GRADER = {str(neighbour)!r}, {os.getpid()}\n{PRIVATE_TMP}")
-    write_module(tmp_path / "pkg", "")
+    tests, probes = apart(PRIVATE_TMP)
+    hidden.write_text(tests)
+    write_module(
+        tmp_path / "pkg", f"NEIGHBOUR, GRADER, HIDDEN_TESTS = {str(neighbour)!r}, {os.getpid()}, {str(hidden)!r}\n{probes}"
+    )
     verdicts, problem = run_in_subprocess(hidden, tmp_path / "pkg", ["cardfraud.numbers"], limits=Limits(file_mb=2))
     assert problem is None
-    assert {v.part: (v.score, v.output) for v in verdicts} == {p: (1, "") for p in ("tmp", "proc", "workers", "undo", "size")}
+    parts = ("tmp", "proc", "workers", "undo", "size", "hidden", "judge")
+    assert {v.part: (v.score, v.output) for v in verdicts} == {p: (1, "") for p in parts}
 
 
 def _chmod_and(change):
@@ -284,9 +322,7 @@ def _plant_bytecode(path: Path) -> None:
 TAMPERING = {
     "tests deleted": Path.unlink,
     "tests emptied": _chmod_and(lambda path: path.write_text("")),
-    "tests rewritten to pass": _chmod_and(
-        lambda path: path.write_text(HIDDEN_NUMBERS_IN_ONE_PROCESS.replace("assert ", "pass  # "))
-    ),
+    "tests rewritten to pass": _chmod_and(lambda path: path.write_text(HIDDEN_NUMBERS.replace("assert ", "pass  # "))),
     "bytecode planted": _plant_bytecode,
 }
 
@@ -296,13 +332,13 @@ def test_changed_tests_fail_every_test_and_say_so(tmp_path, monkeypatch, tamperi
     "When the copy of the hidden tests changes behind the grader's back, does every test fail, saying so?"
     hidden = tmp_path / "hidden" / "test_numbers.py"
     hidden.parent.mkdir()
-    hidden.write_text(HIDDEN_NUMBERS_IN_ONE_PROCESS)  # judged, the tests are read where they are, never copied
+    hidden.write_text(HIDDEN_NUMBERS)
     write_module(tmp_path / "pkg", "def double(x):\n    return x\n\ndef halve(x):\n    return x\n")
     run = runner._run_killable
 
-    def run_tampered(target, args, sandbox, timeout, max_records):
+    def run_tampered(args, sandbox, modules, timeout, max_records):
         TAMPERING[tampering](Path(sandbox.tests) / hidden.name)
-        return run(target, args, sandbox, timeout, max_records)
+        return run(args, sandbox, modules, timeout, max_records)
 
     monkeypatch.setattr(runner, "_run_killable", run_tampered)
     verdicts, problem = run_in_subprocess(hidden, tmp_path / "pkg", ["cardfraud.numbers"])
@@ -355,8 +391,9 @@ def test_the_users_session_sockets_are_out_of_reach(tmp_path):
             server.listen()
             hidden = tmp_path / "hidden" / "test_runtime.py"
             hidden.parent.mkdir()
-            hidden.write_text(f"BUS = {str(bus)!r}\n{RUNTIME}")
-            write_module(tmp_path / "pkg", "")
+            tests, probes = apart(RUNTIME)
+            hidden.write_text(tests)
+            write_module(tmp_path / "pkg", f"BUS = {str(bus)!r}\n{probes}")
             verdicts, problem = run_in_subprocess(hidden, tmp_path / "pkg", ["cardfraud.numbers"])
         assert problem is None
         assert [(v.score, v.output) for v in verdicts] == [(1, "")]
@@ -450,11 +487,13 @@ def test_a_grading_can_change_nothing_on_the_host_and_has_its_processes_and_memo
     hidden = tmp_path / "hidden" / "test_host.py"
     hidden.parent.mkdir()
     limits = Limits(memory_mb=512, file_mb=64, processes=32)
-    hidden.write_text(
+    tests, probes = apart(HOST)
+    hidden.write_text(tests)
+    write_module(
+        tmp_path / "pkg",
         f"PROBES, PROBE_NAME = {[str(p) for p in outside]!r}, {name!r}\n"
-        f"MAX_PROCESSES, MEMORY_MB = {limits.processes}, {limits.memory_mb}\n{HOST}"
+        f"MAX_PROCESSES, MEMORY_MB = {limits.processes}, {limits.memory_mb}\n{probes}",
     )
-    write_module(tmp_path / "pkg", "")
     try:
         verdicts, problem = run_in_subprocess(hidden, tmp_path / "pkg", ["cardfraud.numbers"], limits=limits)
     finally:

@@ -10,9 +10,6 @@ import torch
 
 from autograder.drivers.data import first_of_endless_stream, read_with_dataloader, relation_of
 
-# Every test reaches the learner's code only through `learner`: they run in the judge (see autograder/judge.py).
-pytestmark = pytest.mark.judged
-
 FEATURES = ["amount", "hour", "online"]
 
 

@@ -30,11 +30,9 @@ from autograder.drivers.training import (
 )
 from autograder.judge import type_name
 
-# Every test reaches the learner's code only through `learner`: they run in the judge (see
-# autograder/judge.py). The training job runs beside the learner's code, whose
+# The training job runs beside the learner's code (see autograder/judge.py), whose
 # checkpoints are loaded there too (`torch.load` unpickles); the judge replays the same
 # job here and compares.
-pytestmark = pytest.mark.judged
 
 
 def tensors_in(value) -> list[torch.Tensor]:

@@ -22,10 +22,8 @@ from autograder.drivers.training import (
 )
 from casestudy.model import FraudNet, FraudNetConfig, random_batch
 
-# Every test reaches the learner's code only through `learner`: they run in the judge (see
-# autograder/judge.py). The model a step trains, its optimizer and scaler are built beside
-# the learner's code; the correct step they are compared with runs here.
-pytestmark = pytest.mark.judged
+# The model a step trains, its optimizer and scaler are built beside the learner's code
+# (see autograder/judge.py); the correct step they are compared with runs here, in the judge.
 
 N_MERCHANTS = 30
 

@@ -35,10 +35,8 @@ from autograder.drivers.serving import (
 from autograder.judge import type_name
 from booktools.loopback import serve
 
-# Every test reaches the learner's code only through `learner`: they run in the judge. The
-# micro-batcher's asynchronous scenarios are drivers, played in the learner's process;
-# the load generator's target server runs here, and is timed here.
-pytestmark = pytest.mark.judged
+# The micro-batcher's asynchronous scenarios are drivers, played in the learner's process
+# (see autograder/judge.py); the load generator's target server runs here, in the judge, and is timed here.
 
 # --- Part 1: latency_report ----------------------------------------------------------------------
 

@@ -36,9 +36,8 @@ from casestudy.serving import (
     save_bundle,
 )
 
-# Every test reaches the learner's code only through `learner`: they run in the judge, and
-# reach the learner's app, served in the learner's process, over loopback (see autograder/judge.py).
-pytestmark = pytest.mark.judged
+# The learner's app is served in the learner's process; the tests, in the judge, reach it
+# over loopback (see autograder/judge.py).
 
 TIMEOUT = 10.0  # seconds per request: generous on a busy machine, short next to the test's own limit
 JSON = {"content-type": "application/json"}

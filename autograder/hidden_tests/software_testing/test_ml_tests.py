@@ -9,9 +9,6 @@ from autograder.mutation import Mutant, assert_tests_catch
 from casestudy.features import amount_vs_card_avg_30d
 from casestudy.model import FraudNet, random_batch
 
-# Every test reaches the learner's code only through `learner`: they run in the judge (see autograder/judge.py).
-pytestmark = pytest.mark.judged
-
 # --- Part 1: history_tests (graded by the bugs your tests catch) -------------------------
 
 WINDOW = "RANGE BETWEEN INTERVAL 30 DAYS PRECEDING AND INTERVAL 1 MICROSECOND PRECEDING"

@@ -9,9 +9,6 @@ from autograder.judge import type_name
 from autograder.mutation import Mutant, assert_tests_catch
 from casestudy.images import to_model_input
 
-# Every test reaches the learner's code only through `learner`: they run in the judge (see autograder/judge.py).
-pytestmark = pytest.mark.judged
-
 
 def drawn(learner, strategy, n: int = 300) -> list:
     """``n`` examples of a strategy, the same ones on every run (drawn beside the learner's code)."""
