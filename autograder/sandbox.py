@@ -157,12 +157,10 @@ def run_judged(args: list[str], sandbox: Sandbox, results: multiprocessing.conne
         # read through /proc by another process of the same user: the worker's, above all.
         _call("prctl", PR_SET_DUMPABLE, 0, 0, 0, 0)
         control, worker_control = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)  # one command per message
-        if os.fork() == 0:
-            from autograder.worker import run_zygote  # here: the worker imports the plugin, which imports this module
-
-            _close_all_but(worker_control.fileno())  # the results pipe above all
-            confine_worker(sandbox, private)
-            run_zygote(worker_control, modules)
+        starter = os.fork()
+        if starter == 0:
+            _start_zygote(sandbox, private, worker_control, modules)
+        os.waitpid(starter, 0)
         worker_control.close()
         # Process 1 of its PID namespace: the kernel delivers it no signal from inside the
         # namespace that it has no handler for, and it keeps none (its time limits are not alarms).
@@ -187,10 +185,30 @@ def run_judged(args: list[str], sandbox: Sandbox, results: multiprocessing.conne
     os._exit(code if code >= 0 else 128 - code)
 
 
+def _start_zygote(sandbox: Sandbox, private_tmp: bool, control: socket.socket, modules: list[str]) -> None:
+    """In a process forked by the judge: fork the zygote, in a PID namespace of its own below the judge's, and end.
+
+    The zygote is process 1 there: the learner's processes see neither the judge nor
+    anything outside, and cannot signal the zygote (the kernel drops signals to process 1
+    that it has no handler for). The namespace is entered by this short-lived process,
+    not the judge: a process that has entered one may no longer start threads.
+    """
+    if private_tmp:
+        _call("unshare", CLONE_NEWPID)
+    if os.fork() == 0:
+        from autograder.worker import run_zygote  # here: the worker imports the plugin, which imports this module
+
+        _close_all_but(control.fileno())  # the results pipe above all
+        confine_worker(sandbox, private_tmp)
+        run_zygote(control, modules)
+    os._exit(0)
+
+
 def confine_worker(sandbox: Sandbox, private_tmp: bool) -> None:
     """In the zygote of the learner's worker: hide what the judge keeps, then confine as ``confine`` does.
 
-    In a mount namespace of its own: the hidden tests (of every chapter) are covered by
+    In a mount namespace of its own, with a /proc that lists only the processes of its
+    own PID namespace (the judge is not among them): the hidden tests (of every chapter) are covered by
     an empty tmpfs; the judge's folder (the data that session fixtures generate) is
     read-only, but for the exchange folder in it, where tests ask the learner's code to
     write; /dev/shm (where DataLoader workers share tensors) is a tmpfs of its own, not
@@ -200,6 +218,7 @@ def confine_worker(sandbox: Sandbox, private_tmp: bool) -> None:
     if private_tmp:
         _call("unshare", CLONE_NEWNS)
         _mount("none", "/", flags=MS_REC | MS_PRIVATE)
+        _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)  # the zygote's PID namespace, not the judge's
         # The chapter's folder and the one holding every chapter's, unless code that grading
         # imports lies inside (an instructor's tests kept beside the course, say).
         code = [sandbox.package_root, *code_folders()]
