@@ -1,8 +1,13 @@
 """Export: a notebook's ``#| export`` cells become a module of the learner package.
 
 The notebook names its module with nbdev's ``#| default_exp <module>``; the cells
-marked ``#| export`` are written, in order, to ``<to>/cardfraud/<module>.py`` by
-nbdev's own ``nb_export``, so what learners read about nbdev is exactly what runs.
+marked ``#| export`` are written, in order, to ``<to>/cardfraud/<module>.py``, as
+nbdev's export writes them. The grader writes the module itself, from the cells it
+checked, rather than hand a submission to nbdev: nbdev obeys directives beyond the
+``#| export`` line (more of them under it, ``# | ...`` with a space, ``exporti``, a
+second ``default_exp``, cell and notebook metadata), and a module name with a leading
+dot is a path from / that it appends to, from the grader's own process. Here only
+checked module names are written to, inside the package.
 """
 
 from __future__ import annotations
@@ -10,7 +15,6 @@ from __future__ import annotations
 import ast
 import json
 import re
-import tempfile
 from pathlib import Path
 
 import nbformat
@@ -24,6 +28,9 @@ DEFAULT_EXP = re.compile(r"^#\|\s*default_exp\s+(\S+)", re.MULTILINE)
 EXPORT = re.compile(r"^#\|[ \t]*export(?:[ \t]+(\S+))?[ \t]*$", re.MULTILINE)
 
 
+MAX_NOTEBOOK_BYTES = 100 * 2**20  # read whole into the grader's memory, so bounded
+
+
 class ExportError(Exception):
     """A notebook that cannot be turned into a module; the message says why and where."""
 
@@ -31,6 +38,11 @@ class ExportError(Exception):
 def read_notebook(path: Path) -> nbformat.NotebookNode:
     """Read a notebook, or explain in one sentence why it is not a usable notebook."""
     path = Path(path)
+    if path.stat().st_size > MAX_NOTEBOOK_BYTES:
+        raise ExportError(
+            f"{path.name} holds {path.stat().st_size / 2**20:,.0f} MiB, more than the {MAX_NOTEBOOK_BYTES // 2**20} MiB "
+            "a notebook may: clear its outputs (Edit > Clear Outputs of All Cells) and save it again"
+        )
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
@@ -51,7 +63,7 @@ def read_notebook(path: Path) -> nbformat.NotebookNode:
         raise ExportError(f"{path.name} is not a valid notebook: {e}") from None
 
 
-# A dotted Python name: anything else (``../../etc``, ``/tmp/x``) would make nbdev write
+# A dotted Python name: anything else (``../../etc``, ``/tmp/x``) would write
 # outside the package.
 MODULE = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 
@@ -75,8 +87,6 @@ def export_notebook(path: str | Path, to: str | Path = ".", skipped: list[str] |
     is then left out, as a notebook run cell by cell (and nbgrader) would leave it, and
     the reason is appended to ``skipped``, so that the other parts can still be graded.
     """
-    from nbdev.export import nb_export
-
     path, package = Path(path), Path(to) / PACKAGE
     notebook = read_notebook(path)
     default = module_name(notebook, path)
@@ -96,49 +106,30 @@ def export_notebook(path: str | Path, to: str | Path = ".", skipped: list[str] |
         _check_leaves_grader_alone(cell.source, path)
     if not export_cells:
         raise ExportError(skipped[0])
-    named = (EXPORT.search(c.source).group(1) for c in export_cells)
-    modules = [default, *dict.fromkeys(_checked(m, path) for m in named if m and m != default)]
-    targets = [package / (module.replace(".", "/") + ".py") for module in modules]
+    code_of: dict[str, list[str]] = {default: []}
+    for cell in export_cells:
+        module = _checked(EXPORT.search(cell.source).group(1) or default, path)
+        code_of.setdefault(module, []).append(_code(cell.source))
     package.mkdir(parents=True, exist_ok=True)
     (package / "__init__.py").touch()
-    # nbdev appends to a module that exists, and writes to a module other than the
-    # default one only if it exists: start each from nothing.
-    targets[0].unlink(missing_ok=True)
-    for target in targets[1:]:
+    targets = []
+    for module, cells in code_of.items():
+        target = package / (module.replace(".", "/") + ".py")
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text("__all__ = []\n")  # nbdev updates this list as it exports into the module
-    with tempfile.TemporaryDirectory(prefix="autograder-notebook-") as tmp:
-        # nbdev reads a file: give it only what was checked, never the submitted notebook.
-        checked = Path(tmp) / path.name
-        nbformat.write(_rebuilt(default, export_cells), checked)
-        try:
-            nb_export(str(checked), lib_path=str(package), solo_nb=True)
-        except Exception as e:  # nbdev's own checks fail with bare assertions
-            raise ExportError(f"nbdev could not export {path.name}: {e}") from None
-    for target in targets:
-        if not target.exists():
-            raise ExportError(f"exporting {path.name} wrote no module {target.relative_to(package.parent)}")
+        header = f"# Exported from {path.name} by the grader: edit the notebook, not this file.\n"
+        target.write_text(header + "".join(f"\n\n{code}\n" for code in cells))  # replaces a stale module
+        targets.append(target)
     return targets
 
 
-# nbdev obeys directives beyond the `#| export` line checked above: more of them under
-# it, `# | ...` with a space, `exporti`, a second `default_exp`, cell and notebook
-# metadata. A module name with a leading dot is a path from /, and nbdev appends to that
-# file. So nbdev gets a notebook rebuilt from the checked cells alone: one default_exp,
-# each cell's checked directive, and no metadata.
 DIRECTIVE_LINE = re.compile(r"^[ \t]*#[ \t]*\|")
 
 
-def _rebuilt(default: str, export_cells: list[nbformat.NotebookNode]) -> nbformat.NotebookNode:
-    """A notebook of the default_exp and the checked export cells, each with only its checked directive."""
-    cells = [nbformat.v4.new_code_cell(f"#| default_exp {default}")]
-    for cell in export_cells:
-        module = EXPORT.search(cell.source).group(1)
-        lines = cell.source.splitlines()
-        first_code = next((i for i, line in enumerate(lines) if not DIRECTIVE_LINE.match(line)), len(lines))
-        directive = f"#| export {module}" if module else "#| export"
-        cells.append(nbformat.v4.new_code_cell("\n".join([directive, *lines[first_code:]])))
-    return nbformat.v4.new_notebook(cells=cells)
+def _code(source: str) -> str:
+    """A cell's code without the directive lines it starts with (``#| export``, and any the grader ignores)."""
+    lines = source.splitlines()
+    first_code = next((i for i, line in enumerate(lines) if not DIRECTIVE_LINE.match(line)), len(lines))
+    return "\n".join(lines[first_code:])
 
 
 def _checked(module: str, path: Path) -> str:

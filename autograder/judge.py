@@ -204,6 +204,9 @@ class Session:
     def _refer(self, remote: Remote | RemoteLearner) -> Ref:
         if isinstance(remote, RemoteLearner):
             return LEARNER  # a driver that runs the learner's code is handed it
+        if not isinstance(remote, Remote):
+            # Through a live object, the learner's code could walk to the judge's globals and run code there.
+            raise codec.CodecError(f"a {type(remote).__name__} of the tests' own is live, and never crosses")
         if remote._session is not self:
             raise codec.CodecError("this object of your code's was lost when the process running it was restarted")
         return remote._ref

@@ -355,7 +355,7 @@ def protections() -> dict[str, bool]:
         "network, process and mount namespaces (no network; no process outside in sight)": namespaces_available(),
         "a private /tmp, /var/tmp and /dev/shm, the rest read-only, and capabilities dropped once made": private_tmp_available(),
         "cgroups: a cap on each grading's processes and memory, and an equal share of the CPU": cgroups_available(),
-        "the submission's export (nbdev) run in the sandbox, not in the grader's process": False,
+        "results signed, so that a results.json changed since is regraded (the read-only file system guards them instead)": False,
     }
 
 

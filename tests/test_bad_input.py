@@ -404,7 +404,8 @@ def directive_attacks(victim: str) -> dict[str, bytes]:
 
     nbdev obeys more than the `#| export` lines that the grader checks: a second directive,
     one written `# | ...`, `exporti`, a second `default_exp`. A module name with a leading
-    dot is a path from the root, and nbdev appends to that file from the grader's process.
+    dot is a path from the root, and nbdev would append to that file from the grader's
+    process. The grader writes modules itself, from the checked directives only.
     """
     attacks = {
         "a second directive under `#| export`": [f"#| export\n#| exporti .{victim}\n{GOOD}"],

@@ -104,3 +104,15 @@ def test_syntax_error_names_the_cell(tmp_path):
     )
     with pytest.raises(ExportError, match=r"cell defining `area` in nb.ipynb has a syntax error on its line 3"):
         export_notebook(write(nb, tmp_path / "nb.ipynb"), tmp_path)
+
+
+def test_a_huge_notebook_is_refused_unread(tmp_path, monkeypatch):
+    "Is a notebook larger than the limit refused with a message saying how to shrink it, before it is read?"
+    from autograder import export
+
+    monkeypatch.setattr(export, "MAX_NOTEBOOK_BYTES", 2**20)
+    path = write(
+        notebook(code_cell("#| default_exp m"), code_cell("#| export\nx = '" + "x" * 2**21 + "'")), tmp_path / "nb.ipynb"
+    )
+    with pytest.raises(ExportError, match="more than the 1 MiB a notebook may: clear its outputs"):
+        export_notebook(path, tmp_path)

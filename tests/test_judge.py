@@ -267,3 +267,23 @@ def test_in_one_process_beside_runs_the_given_function():
     "Does a self-check's `learner.beside` simply call the given function?"
     con = LearnerCode({}, "the notebook").beside(tiny_warehouse, transactions={"transaction_id": [1]})
     assert con.execute("SELECT count(*) FROM transactions").fetchone() == (1,)
+
+
+LIVE = """
+import pytest
+
+@pytest.mark.graded("live", points=1)
+def test_live(learner):
+    "Hands the learner's code a live object of its own."
+    learner.make_counter(lambda: 1)
+"""
+
+
+def test_no_live_object_of_the_judge_reaches_the_learners_code(tmp_path):
+    "Does a hidden test that hands the learner's code a function of its own fail, saying so, instead of handing it over?"
+    hidden = tmp_path / "hidden" / "live" / "test_live.py"
+    hidden.parent.mkdir(parents=True)
+    hidden.write_text(LIVE)
+    write_module(tmp_path / "pkg", LEARNER)
+    [verdict], _ = run_in_subprocess(hidden, tmp_path / "pkg", ["cardfraud.numbers"])
+    assert verdict.score == 0 and "cannot hand this to your code" in verdict.output and "never crosses" in verdict.output
