@@ -586,10 +586,17 @@ def enter_cgroup(sandbox: Sandbox) -> list[str]:
 
 
 def remove_cgroup(sandbox: Sandbox) -> None:
-    """Once its processes are gone (killed ones may take a moment to go): nothing is left behind."""
+    """Kill what is left in the grading's cgroup, then remove it: nothing is left behind.
+
+    Left there are processes outside the grading's process group: the learner's code
+    runs in groups of its own (so that it cannot kill the judge's), and may start new
+    sessions; no process leaves its cgroup. (Killed ones may take a moment to go.)
+    """
     for folder in set(_cgroup_folders(sandbox.name).values()):
         for _ in range(100):
             try:
+                for pid in (folder / "cgroup.procs").read_text().split():
+                    kill_process(int(pid))
                 folder.rmdir()
             except FileNotFoundError:
                 break
@@ -622,6 +629,13 @@ def kill_process_group(pid: int) -> None:
     """Kill every process left in the group that ``pid`` leads; nothing if it is empty."""
     try:
         os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def kill_process(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
 

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from autograder import codec
 from autograder.codec import Ref
 from autograder.pytest_plugin import LearnerCode, is_not_implemented, learner_location
+from autograder.sandbox import kill_process_group
 
 # What a request may do to an object held here, besides reading and setting attributes
 # and calling: the operations that the hidden tests use on the learner's objects.
@@ -132,21 +133,20 @@ def run_zygote(control: socket.socket, modules: list[str]) -> None:
     """In the confined process: start a session each time the judge asks, and end one when told.
 
     The judge writes ``start`` and gets back, over the same socket, the new session's pid
-    and its end of a fresh socket pair; ``kill PID`` ends a session (what it started runs
-    on until the grading ends, when the runner kills the whole process group, and the
-    kernel the whole PID namespace). Nothing of the learner's runs here, so a session
-    that breaks leaves this process able to start the next.
+    and its end of a fresh socket pair; ``kill PID`` ends a session and its process group.
+    Nothing of the learner's runs here, so a session that breaks leaves this process able
+    to start the next.
     """
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # ended sessions are reaped by the kernel
+    # Process 1 of its PID namespace: the kernel drops the signals its sessions send it
+    # unless it handles them, and Python handles SIGINT. It handles none.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     while True:
         command = control.recv(64).decode(errors="replace").split()
         if not command:
             os._exit(0)  # the judge is done
         if command[0] == "kill" and len(command) == 2 and command[1].isdigit():
-            try:
-                os.kill(int(command[1]), signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+            kill_process_group(int(command[1]))
         elif command[0] == "start":
             judge_end, session_end = socket.socketpair()
             pid = os.fork()
@@ -162,7 +162,12 @@ def run_zygote(control: socket.socket, modules: list[str]) -> None:
 def _run_session(connection: socket.socket, modules: list[str]) -> None:
     from autograder.pytest_plugin import load_modules
 
+    # A process group of its own: the learner's code may kill its own group, which must not
+    # be the judge's. What it leaves running at the end goes with the grading's PID
+    # namespace, or its cgroup (sandbox.remove_cgroup).
+    os.setpgid(0, 0)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)  # the learner's subprocesses are waited for as usual
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         serve(connection, lambda: load_modules(modules))
     finally:
