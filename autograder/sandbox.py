@@ -36,9 +36,10 @@ the order they are applied:
    private /tmp another grading may have changed them; they are checked at the last
    moment before the judge loads them, and changed tests run no test.
 
-After the grading, whatever the submission left running in its process group is killed
-(``kill_process_group``); without namespaces, a process that started a session of its
-own escapes that.
+After the grading, whatever the submission left running is killed: with the PID
+namespace, with the cgroup (``remove_cgroup``), and by process group
+(``kill_process_group``); without namespaces or cgroups, the learner's processes, which
+run in process groups of their own, escape that.
 """
 
 from __future__ import annotations
