@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict
 from functools import cache
@@ -27,7 +28,8 @@ from tqdm.auto import tqdm
 from autograder.feedback import write_feedback
 from autograder.grade import Submission, discover, grade_submission
 from autograder.results import SubmissionResult, read_submission, write_submission
-from autograder.sandbox import Limits, missing_protections
+from autograder.sandbox import Limits, code_folders, missing_protections
+from autograder.signing import ForgedResults, check_key_folder, load_key
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -83,6 +85,9 @@ def grade_class(
     submissions = shard_of(discover(path), shard)
     missing = missing_protections()
     unsafe = f"graded without {'; '.join(missing)}" if missing else ""
+    if out is not None:
+        check_key_folder([*code_folders(), str(hidden_dir)])
+        key = load_key()  # here, in this process only: the grading server was not forked from it
 
     def one(submission: Submission) -> SubmissionResult:
         if out is None:
@@ -90,16 +95,20 @@ def grade_class(
             result.not_safe_for_credit = unsafe
             return result
         folder = Path(out) / submission.student / submission.assignment
-        key = fingerprint(submission, hidden_dir, limits)
-        if not force and (earlier := read_submission(folder / "results.json", key)) is not None:
-            return earlier
+        inputs = fingerprint(submission, hidden_dir, limits)
+        if not force:
+            try:
+                if (earlier := read_submission(folder / "results.json", inputs, key)) is not None:
+                    return earlier
+            except ForgedResults as e:
+                tqdm.write(f"warning: {folder / 'results.json'}: {e}; graded again", file=sys.stderr)
         result, graded = _graded_or_failed(submission, hidden_dir, limits)
         result.not_safe_for_credit = unsafe
         if not graded:
             return result  # nothing written: the next run tries this submission again
         # Feedback first: results.json is the mark of a finished submission.
         write_feedback(result, folder / "feedback.html")
-        write_submission(result, folder / "results.json", key)
+        write_submission(result, folder / "results.json", inputs, key)
         return result
 
     # Each submission's grading waits on its own subprocess, so threads are enough.

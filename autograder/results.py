@@ -14,7 +14,11 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from autograder.signing import check, sign
+
 PASSED, FAILED, NOT_ATTEMPTED = "passed", "failed", "not attempted"
+# A results.json the grader wrote is a few KiB per test: anything far larger was not written by it.
+MAX_RESULTS_BYTES = 16 * 1024 * 1024
 
 
 @dataclass
@@ -89,8 +93,8 @@ def write_json(results: list[SubmissionResult], path: Path) -> None:
     write_atomically(path, json.dumps(payload, indent=2) + "\n")
 
 
-def write_submission(result: SubmissionResult, path: Path, fingerprint: str) -> None:
-    """One submission's results.json, carrying in ``extra_data`` what a later run needs to reuse it."""
+def write_submission(result: SubmissionResult, path: Path, fingerprint: str, key: bytes) -> None:
+    """One submission's results.json, carrying in ``extra_data`` what a later run needs to reuse it, signed."""
     payload = result.to_gradescope()
     payload["extra_data"] = {
         "student": result.student,
@@ -100,20 +104,29 @@ def write_submission(result: SubmissionResult, path: Path, fingerprint: str) -> 
         "not_safe_for_credit": result.not_safe_for_credit,
         "tests": [asdict(test) for test in result.tests],
     }
+    payload["extra_data"]["signature"] = sign(payload, key)
     write_atomically(path, json.dumps(payload, indent=2) + "\n")
 
 
-def read_submission(path: Path, fingerprint: str) -> SubmissionResult | None:
-    """The result stored at ``path`` if it was graded from the same inputs, else None."""
+def read_submission(path: Path, fingerprint: str, key: bytes) -> SubmissionResult | None:
+    """The result stored at ``path`` if it was graded from the same inputs, else None.
+
+    Raises ForgedResults for a file graded from the same inputs whose signature does not
+    match: changed since, by hand or by a submission.
+    """
     try:
-        extra = json.loads(Path(path).read_text())["extra_data"]
+        if Path(path).stat().st_size > MAX_RESULTS_BYTES:
+            return None
+        payload = json.loads(Path(path).read_text())
+        extra = payload["extra_data"]
         if extra["fingerprint"] != fingerprint:
             return None
-        tests = [GradedTest(**test) for test in extra["tests"]]
-        messages, unsafe = list(extra["messages"]), str(extra["not_safe_for_credit"])
-        return SubmissionResult(extra["student"], extra["assignment"], tests, messages, unsafe)
+        signature = extra.pop("signature", None)
     except (OSError, ValueError, KeyError, TypeError):  # missing, damaged or from another version: grade again
         return None
+    check(payload, signature, key)  # from here on, the file is as this grader wrote it
+    tests = [GradedTest(**test) for test in extra["tests"]]
+    return SubmissionResult(extra["student"], extra["assignment"], tests, list(extra["messages"]), extra["not_safe_for_credit"])
 
 
 def write_csv(results: list[SubmissionResult], path: Path) -> None:

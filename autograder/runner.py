@@ -39,6 +39,7 @@ from autograder.sandbox import (
     run_judged,
     tests_digest,
 )
+from autograder.signing import key_path
 
 # One configuration for both ways of running: no cache, our own messages instead of
 # pytest's assertion rewriting, no ini file picked up from wherever we happen to be, and
@@ -186,6 +187,7 @@ def run_in_subprocess(
                 limits.file_mb,
                 limits.processes,
                 namespaces_available(),
+                secret=str(key_path().parent),
             )
             # Each test reports two records: more than that, and then some, is no plugin's doing.
             problem, timed_out, reported = _run_killable(args, sandbox, modules, limits.notebook_seconds, 2 * len(planned) + 8)

@@ -110,6 +110,7 @@ class Sandbox:
     file_mb: int
     processes: int
     namespaces: bool  # user, network, PID and mount namespaces, where the system allows them
+    secret: str = ""  # a folder that no process of the grading may read: the one with the results' signing key
 
     @property
     def name(self) -> str:
@@ -151,7 +152,7 @@ def run_judged(args: list[str], sandbox: Sandbox, results: multiprocessing.conne
     judge = os.fork()
     if judge == 0:
         keep = [sandbox.package_root, sandbox.tests, *code_folders()]  # the hidden tests where they are, read-only
-        private = sandbox.namespaces and enter_private_tmp(keep, sandbox.file_mb)
+        private = sandbox.namespaces and enter_private_tmp(keep, sandbox.file_mb, [sandbox.secret])
         for folder in (sandbox.work, sandbox.exchange, multiprocessing.util.get_temp_dir()):
             os.makedirs(folder, exist_ok=True)
         # Nothing of this process (its memory with the hidden tests, its open files) may be
@@ -345,27 +346,24 @@ def private_tmp_available() -> bool:
 
 
 def protections() -> dict[str, bool]:
-    """Each protection this sandbox can give, and whether it gives it on this system.
+    """Each protection that depends on the system, and whether this one gives it.
 
-    The first three depend on the system (user namespaces, mounts inside them, cgroups
-    that the grader may make); the last is not provided by this grader yet, and is listed
-    so that nobody assumes it. (Verdicts from a process that never runs the submission's
-    code are given everywhere: see judge.py.)
+    Grading without any of them still grades, marked not safe for credit. (Verdicts
+    from a process that never runs the submission's code, and signed results, are
+    given everywhere: see judge.py and signing.py; the key is out of the submission's
+    sight only with the second protection.)
     """
     return {
         "network, process and mount namespaces (no network; no process outside in sight)": namespaces_available(),
-        "a private /tmp, /var/tmp and /dev/shm, the rest read-only, and capabilities dropped once made": private_tmp_available(),
+        "a private /tmp, /var/tmp and /dev/shm, the signing key out of sight, the rest read-only, and capabilities"
+        " dropped once made": private_tmp_available(),
         "cgroups: a cap on each grading's processes and memory, and an equal share of the CPU": cgroups_available(),
-        "results signed, so that a results.json changed since is regraded (the read-only file system guards them instead)": False,
     }
 
 
-SYSTEM_PROTECTIONS = 3  # the first entries of protections(): those a system may lack, which --require-sandbox needs
-
-
 def missing_protections() -> list[str]:
-    """The protections that a system may give and this one does not: grading without them is not safe for credit."""
-    return [name for name, present in list(protections().items())[:SYSTEM_PROTECTIONS] if not present]
+    """The protections this system does not give: grading without them is not safe for credit."""
+    return [name for name, present in protections().items() if not present]
 
 
 @cache
@@ -432,7 +430,7 @@ def enter_namespaces() -> bool:
     return True
 
 
-def enter_private_tmp(keep: list[str], size_mb: int) -> bool:
+def enter_private_tmp(keep: list[str], size_mb: int, secret: list[str] = ()) -> bool:
     """Give this process, process 1 of the namespaces that enter_namespaces made, a /tmp of its own and a read-only host.
 
     Every grading runs as the same user, and the grader keeps each one's copy of the
@@ -445,7 +443,7 @@ def enter_private_tmp(keep: list[str], size_mb: int) -> bool:
     were, so their paths still work. /proc is mounted afresh, listing only this namespace's processes: the old one
     listed every process on the machine with its command line, and the grader's may
     name the hidden tests. The user's runtime folders (/run/user, ``$XDG_RUNTIME_DIR``)
-    are covered by an empty tmpfs. Then everything else becomes read-only
+    and the folders in ``secret`` (the signing key's) are covered by an empty tmpfs. Then everything else becomes read-only
     (``make_read_only``): the tmpfs is the only place this process can write. Returns
     False, hiding nothing, where the system forbids it.
     """
@@ -472,7 +470,8 @@ def enter_private_tmp(keep: list[str], size_mb: int) -> bool:
         os.close(folder)
     # The user's runtime folders hold the sockets of their session bus (through which a
     # process can start services outside any sandbox) and of their SSH and GPG agents.
-    for path in dict.fromkeys(filter(None, [os.environ.get("XDG_RUNTIME_DIR"), "/run/user"])):
+    # The signing key's folder: a process that could read the key could sign forged results.
+    for path in dict.fromkeys(filter(None, [os.environ.get("XDG_RUNTIME_DIR"), "/run/user", *secret])):
         if os.path.isdir(path) and not any(Path(path).is_relative_to(f) for f in shared):
             _mount("tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, "size=1m,mode=700")
     make_read_only([p for p in shared if os.path.isdir(p)])

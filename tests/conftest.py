@@ -7,7 +7,9 @@ once by ``nbgrader autograde``, and shared by every test that needs a chapter gr
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,12 +18,20 @@ from nbgrader.api import Gradebook
 from autograder.batch import grade_class
 from autograder.paths import ROOT, hidden_tests_dir
 from autograder.results import SubmissionResult
+from autograder.signing import KEY_VARIABLE
 from tests.helpers import BY_NAME, CHAPTER, CHAPTERS, nbgrader, write_class
 
 # `make check` leaves out the tests marked slow; a test that takes longer than this is slow.
 SLOW_SECONDS = 5.0
 _marked_slow: set[str] = set()
 _seconds: dict[str, float] = {}
+
+
+def pytest_configure(config):
+    # Results are signed with a key the tests make for themselves, not the developer's own.
+    key_folder = tempfile.mkdtemp(prefix="autograder-test-key-")
+    config.add_cleanup(lambda: shutil.rmtree(key_folder, ignore_errors=True))
+    os.environ[KEY_VARIABLE] = str(Path(key_folder) / "signing-key")
 
 
 def pytest_collection_modifyitems(config, items):

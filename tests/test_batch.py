@@ -9,8 +9,10 @@ from autograder import batch, sandbox
 from autograder.__main__ import main
 from autograder.batch import grade_class, parse_shard
 from autograder.feedback import feedback_html
+from autograder.paths import ROOT
 from autograder.results import FAILED, GradedTest, SubmissionResult, write_atomically
 from autograder.sandbox import Limits
+from autograder.signing import KEY_VARIABLE, check_key_folder, load_key
 from tests.helpers import HIDDEN_NUMBERS, code_cell, notebook, write
 
 GOOD = "def double(x):\n    return 2 * x\n\ndef halve(x):\n    return x / 2"
@@ -111,6 +113,38 @@ def test_shards_split_the_class_and_merge_without_regrading(course, tmp_path, gr
     )
     assert graded_calls == []
     assert len((tmp_path / "c.csv").read_text().splitlines()) == 5
+
+
+def test_a_forged_results_file_is_reported_and_regraded(course, tmp_path, graded_calls, monkeypatch, capsys):
+    "Is a results.json given full marks by hand (fingerprint kept), or signed with another key, reported and graded again?"
+    hidden, submitted = course
+    out = tmp_path / "out"
+    grade_class(submitted, hidden, out=out)
+    forged = out / "bob" / "numbers" / "results.json"
+    payload = json.loads(forged.read_text())
+    for test in payload["extra_data"]["tests"]:
+        test["score"], test["status"], test["output"] = test["max_score"], "passed", ""
+    forged.write_text(json.dumps(payload))
+    graded_calls.clear()
+    assert scores(grade_class(submitted, hidden, out=out))["bob"] == 3
+    assert graded_calls == ["bob"] and f"{forged}: its signature does not match" in capsys.readouterr().err
+
+    monkeypatch.setenv(KEY_VARIABLE, str(tmp_path / "another" / "signing-key"))  # signed, but not with this class's key
+    graded_calls.clear()
+    grade_class(submitted, hidden, out=out)
+    assert sorted(graded_calls) == ["ann", "bob", "cy", "dee"]
+
+
+def test_the_signing_key_is_made_once_and_kept_apart_from_code(tmp_path, monkeypatch):
+    "Is the key made on first use, readable by its owner only, and refused where hiding its folder would hide code?"
+    monkeypatch.setenv(KEY_VARIABLE, str(tmp_path / "keys" / "signing-key"))
+    key = load_key()
+    assert load_key() == key and len(key) == 32
+    assert (tmp_path / "keys" / "signing-key").stat().st_mode & 0o777 == 0o600
+    check_key_folder([str(ROOT)])
+    monkeypatch.setenv(KEY_VARIABLE, str(ROOT.parent / "signing-key"))
+    with pytest.raises(ValueError, match="folder of its own"):
+        check_key_folder([str(ROOT)])
 
 
 def test_workers_sharing_tmp_are_warned_about(tmp_path, monkeypatch, capsys):

@@ -27,6 +27,7 @@ from autograder.sandbox import (
     namespaces_available,
     private_tmp_available,
 )
+from autograder.signing import KEY_VARIABLE, load_key
 from tests.helpers import HIDDEN_NUMBERS, write_module
 
 HIDDEN = """
@@ -399,6 +400,39 @@ def test_the_users_session_sockets_are_out_of_reach(tmp_path):
         assert [(v.score, v.output) for v in verdicts] == [(1, "")]
     finally:
         shutil.rmtree("/run/user" if made_run_user else runtime)
+
+
+SIGNING_KEY = """
+import os
+
+import pytest
+
+@pytest.mark.graded("key", points=1, visible=True)
+def test_the_signing_key_is_out_of_sight(learner):
+    "Finds neither the results' signing key nor its folder's contents."
+    assert not os.path.exists(KEY), "the signing key is readable"
+    assert os.listdir(os.path.dirname(KEY)) == [], "the signing key's folder shows its contents"
+"""
+
+
+def test_the_signing_key_is_out_of_sight(tmp_path, monkeypatch):
+    "Can graded code read the key that signs results (kept outside /tmp, as by default in ~/.config)?"
+    if not private_tmp_available():
+        pytest.skip("this system allows no mount namespace inside a user namespace: the key is readable (not safe for credit)")
+    keys = Path(tempfile.mkdtemp(prefix=".autograder-test-key-", dir=Path.home()))
+    try:
+        monkeypatch.setenv(KEY_VARIABLE, str(keys / "signing-key"))
+        load_key()
+        hidden = tmp_path / "hidden" / "test_key.py"
+        hidden.parent.mkdir()
+        tests, probes = apart(SIGNING_KEY)
+        hidden.write_text(tests)
+        write_module(tmp_path / "pkg", f"KEY = {str(keys / 'signing-key')!r}\n{probes}")
+        verdicts, problem = run_in_subprocess(hidden, tmp_path / "pkg", ["cardfraud.numbers"])
+        assert problem is None
+        assert [(v.score, v.output) for v in verdicts] == [(1, "")]
+    finally:
+        shutil.rmtree(keys)
 
 
 HOST = """
