@@ -41,8 +41,6 @@ lab: install
 release: install
 	$(PYTHON) -m autograder release
 
-# The browser test drives Chromium through the site that the book build just made, so it
-# comes last; it needs Debian's chromium and chromium-driver (README).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -51,12 +49,15 @@ lint: install
 check: lint
 	$(PYTHON) -m pytest -m "not slow and not browser"
 
+# The browser tests drive Chromium through the site that the book build just made (and
+# through a class report), so they come last; they need Debian's chromium and
+# chromium-driver (README).
 test: lint
 	$(PYTHON) -m autograder release --check
 	$(PYTHON) -m pytest
 	$(PYTHON) -m pytest --nbval-lax -p no:cacheprovider -W default solutions/
 	$(BUILD_BOOK)
-	$(PYTHON) -m pytest -m browser tests/test_book_in_browser.py
+	$(PYTHON) -m pytest -m browser tests/test_book_in_browser.py tests/test_report_in_browser.py
 
 clean:
 	rm -rf _build .pytest_cache

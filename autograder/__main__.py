@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from unittest import mock
+
+CHANGES_NAME = "score-changes.csv"  # in the --out folder: every regrade's changes, one row per part that moved
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -46,6 +49,10 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument("--workers", type=int, default=1, help="submissions graded at once (default 1)")
     grade.add_argument("--shard", default="1/1", help="grade only shard i of N of the submissions, e.g. 2/4 (default 1/1)")
     grade.add_argument("--force", action="store_true", help="regrade submissions that --out already holds results for")
+
+    report = commands.add_parser("report", help="one HTML page on a class graded with --out: where it struggles, who is stuck")
+    report.add_argument("graded", type=Path, help="the --out folder of `grade` (shards merged)")
+    report.add_argument("--out", type=Path, help="the page to write (default: report.html in the graded folder)")
 
     visible = commands.add_parser("visible-tests", help="remove hidden tests from a copy for learners (in place)")
     visible.add_argument("folder", type=Path)
@@ -88,8 +95,9 @@ def _release(args) -> int:
 def _grade(args) -> int:
     from autograder.batch import grade_class, parse_shard
     from autograder.paths import HIDDEN_TESTS_VARIABLE, hidden_tests_dir
-    from autograder.results import format_table, write_csv, write_json
+    from autograder.results import format_table, read_graded, score_changes, write_changes, write_csv, write_json
     from autograder.sandbox import Limits, missing_protections, private_tmp_available, protections
+    from autograder.signing import load_key
 
     if args.check_sandbox:
         print("\n".join(f"{'yes' if present else 'no '}  {name}" for name, present in protections().items()))
@@ -121,6 +129,8 @@ def _grade(args) -> int:
         device=args.device,
     )
     hidden_dir = hidden_tests_dir(args.hidden_tests)
+    # Read before grading overwrites them: what a regrade changed is told below.
+    previous = list(read_graded(args.out, load_key())[0].values()) if args.out and args.out.is_dir() else []
     # Told to the grading server too, which preloads what these tests import (preload.py);
     # only for this run, so that a caller in the same process is left as it was.
     with mock.patch.dict(os.environ, {HIDDEN_TESTS_VARIABLE: str(hidden_dir.resolve())}):
@@ -134,11 +144,34 @@ def _grade(args) -> int:
             force=args.force,
         )
     print(format_table(results))
+    if changes := score_changes(previous, results):
+        when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        write_changes(changes, args.out / CHANGES_NAME, when)
+        print(f"{len(changes)} submission(s) changed score since they were last graded (also in {args.out / CHANGES_NAME}):")
+        print("\n".join(f"  {change.describe()}" for change in changes))
     if args.json:
         write_json(results, args.json)
     if args.csv:
         write_csv(results, args.csv)
+        if args.out:
+            _write_report(args.out, args.csv.parent / "report.html")
     return 0
+
+
+def _report(args) -> int:
+    if not args.graded.is_dir():
+        raise FileNotFoundError(f"{args.graded} is not a folder of graded results (the --out folder of `grade`)")
+    _write_report(args.graded, args.out or args.graded / "report.html")
+    return 0
+
+
+def _write_report(graded: Path, page: Path) -> None:
+    from autograder.report import write_report
+    from autograder.signing import load_key
+
+    for problem in write_report(graded, page, load_key()):
+        print(f"warning: left out of the report: {problem}", file=sys.stderr)
+    print(f"class report: {page}")
 
 
 def _visible_tests(args) -> int:
@@ -149,7 +182,7 @@ def _visible_tests(args) -> int:
     return 0
 
 
-COMMANDS = {"export": _export, "release": _release, "grade": _grade, "visible-tests": _visible_tests}
+COMMANDS = {"export": _export, "release": _release, "grade": _grade, "report": _report, "visible-tests": _visible_tests}
 
 if __name__ == "__main__":
     sys.exit(main())

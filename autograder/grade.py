@@ -23,6 +23,8 @@ from autograder.results import GradedTest, SubmissionResult
 from autograder.runner import planned_tests, run_in_subprocess
 from autograder.sandbox import Limits
 
+NOT_SUBMITTED = "was not submitted"  # after the notebook's name, in a submission's messages
+
 
 @dataclass
 class Submission:
@@ -88,11 +90,14 @@ def grade_submission(
     for exercise in expected:
         notebook = submission.notebooks.get(exercise)
         test_file = hidden_test_file(submission.assignment, exercise, hidden_dir)
-        remaining = deadline - time.monotonic()
+        started = time.monotonic()
+        remaining = deadline - started
         if remaining > 0:
             tests, problems = _grade_notebook(
                 notebook, exercise, test_file, replace(limits, notebook_seconds=min(limits.notebook_seconds, remaining))
             )
+            if notebook is not None:
+                result.seconds[exercise] = round(time.monotonic() - started, 2)
         else:
             why = f"not graded: the submission used up its time limit ({limits.submission_seconds:g} s for all its notebooks)"
             tests, problems = _not_run(test_file, exercise, why), [why]
@@ -104,7 +109,7 @@ def grade_submission(
 def _grade_notebook(notebook: Path | None, exercise: str, test_file: Path, limits: Limits) -> tuple[list[GradedTest], list[str]]:
     """The notebook's verdicts, and what went wrong with it as a whole (one message each)."""
     if notebook is None:
-        why = f"{exercise}.ipynb was not submitted"
+        why = f"{exercise}.ipynb {NOT_SUBMITTED}"
         return _not_run(test_file, exercise, why), [why]
     problems: list[str] = []
     with tempfile.TemporaryDirectory(prefix="autograder-export-") as package_root:

@@ -14,9 +14,11 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from autograder.signing import check, sign
+from autograder.signing import ForgedResults, check, sign
 
 PASSED, FAILED, NOT_ATTEMPTED = "passed", "failed", "not attempted"
+# A manually graded test whose points the instructor has not given yet: zero for now, shown as pending.
+PENDING = "pending"
 # A results.json the grader wrote is a few KiB per test: anything far larger was not written by it.
 MAX_RESULTS_BYTES = 16 * 1024 * 1024
 
@@ -29,7 +31,7 @@ class GradedTest:
     name: str  # what the test checks, in words: its docstring's first line
     score: float
     max_score: float
-    status: str  # PASSED, FAILED or NOT_ATTEMPTED
+    status: str  # PASSED, FAILED, NOT_ATTEMPTED or PENDING
     output: str = ""  # why it failed, addressed to the learner
     visible: bool = False
     notebook: str = ""
@@ -54,6 +56,7 @@ class SubmissionResult:
     tests: list[GradedTest] = field(default_factory=list)
     messages: list[str] = field(default_factory=list)  # problems with the submission as a whole
     not_safe_for_credit: str = ""  # why, where the system lacked a protection of the sandbox: for the instructor
+    seconds: dict[str, float] = field(default_factory=dict)  # grading time per notebook (exercise name)
 
     @property
     def score(self) -> float:
@@ -103,6 +106,7 @@ def write_submission(result: SubmissionResult, path: Path, fingerprint: str, key
         "messages": result.messages,
         "not_safe_for_credit": result.not_safe_for_credit,
         "tests": [asdict(test) for test in result.tests],
+        "seconds": result.seconds,
     }
     payload["extra_data"]["signature"] = sign(payload, key)
     write_atomically(path, json.dumps(payload, indent=2) + "\n")
@@ -115,18 +119,99 @@ def read_submission(path: Path, fingerprint: str, key: bytes) -> SubmissionResul
     match: changed since, by hand or by a submission.
     """
     try:
-        if Path(path).stat().st_size > MAX_RESULTS_BYTES:
-            return None
-        payload = json.loads(Path(path).read_text())
-        extra = payload["extra_data"]
-        if extra["fingerprint"] != fingerprint:
-            return None
-        signature = extra.pop("signature", None)
+        stored, result = read_signed(path, key)
+    except ForgedResults:
+        if _stored_fingerprint(path) == fingerprint:
+            raise
+        return None  # graded from other inputs: regraded whatever its signature says
     except (OSError, ValueError, KeyError, TypeError):  # missing, damaged or from another version: grade again
         return None
+    return result if stored == fingerprint else None
+
+
+def read_signed(path: Path, key: bytes) -> tuple[str, SubmissionResult]:
+    """The fingerprint and result in the results.json at ``path``, checked against its signature.
+
+    Raises OSError or ValueError (ForgedResults among them) for a file that cannot be
+    read, is not one this grader wrote, or was changed since.
+    """
+    if Path(path).stat().st_size > MAX_RESULTS_BYTES:
+        raise ValueError(f"larger than {MAX_RESULTS_BYTES // 2**20} MiB: not a results file of this grader")
+    payload = json.loads(Path(path).read_text())
+    try:
+        extra = payload["extra_data"]
+        signature = extra.pop("signature", None)
+    except (KeyError, TypeError, AttributeError):
+        raise ValueError("no extra_data: not a results file of this grader (or of an older version)") from None
     check(payload, signature, key)  # from here on, the file is as this grader wrote it
     tests = [GradedTest(**test) for test in extra["tests"]]
-    return SubmissionResult(extra["student"], extra["assignment"], tests, list(extra["messages"]), extra["not_safe_for_credit"])
+    result = SubmissionResult(
+        extra["student"], extra["assignment"], tests, list(extra["messages"]), extra["not_safe_for_credit"], extra["seconds"]
+    )
+    return extra["fingerprint"], result
+
+
+def _stored_fingerprint(path: Path) -> str | None:
+    try:
+        return json.loads(Path(path).read_text())["extra_data"]["fingerprint"]
+    except Exception:  # whatever is there, it names no fingerprint
+        return None
+
+
+def read_graded(folder: Path, key: bytes) -> tuple[dict[Path, SubmissionResult], list[str]]:
+    """Every results.json under ``folder`` (a class graded with --out, shards merged) that this grader signed.
+
+    Returns the results by file, and a line for each file that could not be used, saying
+    why: one damaged, foreign or changed file costs only itself.
+    """
+    results, problems = {}, []
+    for path in sorted(Path(folder).rglob("results.json")):
+        try:
+            _, results[path] = read_signed(path, key)
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            problems.append(f"{path}: {e}" if str(e) else f"{path}: not a results file of this grader ({type(e).__name__})")
+    return results, problems
+
+
+@dataclass
+class ScoreChange:
+    """A submission whose score a regrade changed: before, after, and the parts that moved."""
+
+    student: str
+    assignment: str
+    before: float
+    after: float
+    parts: dict[tuple[str, str], tuple[float, float]]  # (notebook, part) -> (before, after)
+
+    def describe(self) -> str:
+        parts = ", ".join(f"{nb}: {part} {b:g} -> {a:g}" for (nb, part), (b, a) in self.parts.items())
+        return f"{self.student} / {self.assignment}: {self.before:g} -> {self.after:g} ({self.after - self.before:+g}; {parts})"
+
+
+def score_changes(before: list[SubmissionResult], after: list[SubmissionResult]) -> list[ScoreChange]:
+    """The submissions graded in both whose points differ, in total or on any part."""
+    earlier = {(r.student, r.assignment): r for r in before}
+    changes = []
+    for result in after:
+        if (old := earlier.get((result.student, result.assignment))) is None:
+            continue
+        was, now = old.part_scores(), result.part_scores()
+        parts = {key: (was.get(key, 0.0), now.get(key, 0.0)) for key in [*now, *(k for k in was if k not in now)]}
+        moved = {key: points for key, points in parts.items() if abs(points[0] - points[1]) > 1e-9}
+        if moved:
+            changes.append(ScoreChange(result.student, result.assignment, old.score, result.score, moved))
+    return changes
+
+
+def write_changes(changes: list[ScoreChange], path: Path, when: str) -> None:
+    """Add this regrade's changes to the history at ``path`` (CSV: one row per submission and part that moved)."""
+    history = Path(path).read_text() if Path(path).is_file() else "when,student,assignment,notebook,part,before,after\n"
+    sheet = io.StringIO(newline="")
+    writer = csv.writer(sheet)
+    for change in changes:
+        for (notebook, part), (b, a) in change.parts.items():
+            writer.writerow([when, change.student, change.assignment, notebook, part, b, a])
+    write_atomically(Path(path), history + sheet.getvalue())
 
 
 def write_csv(results: list[SubmissionResult], path: Path) -> None:
@@ -165,7 +250,7 @@ def format_table(results: list[SubmissionResult]) -> str:
         r = results[0]
         lines.append(f"{r.student} / {r.assignment}")
         for t in r.tests:
-            mark = {PASSED: "ok  ", FAILED: "FAIL", NOT_ATTEMPTED: "todo"}[t.status]
+            mark = {PASSED: "ok  ", FAILED: "FAIL", NOT_ATTEMPTED: "todo", PENDING: "wait"}[t.status]
             lines.append(f"  {mark} {t.score:g}/{t.max_score:g}  {t.notebook}:{t.part}  {t.name}")
             if t.status != PASSED and t.output:
                 lines.append(f"         {t.output.splitlines()[0]}")

@@ -19,7 +19,18 @@ from autograder.batch import grade_class
 from autograder.paths import ROOT, hidden_tests_dir
 from autograder.results import SubmissionResult
 from autograder.signing import KEY_VARIABLE
-from tests.helpers import BY_NAME, CHAPTER, CHAPTERS, nbgrader, write_class
+from tests.helpers import (
+    BROWSER_FLAGS,
+    BY_NAME,
+    CHAPTER,
+    CHAPTERS,
+    CHROMEDRIVER,
+    CHROMIUM,
+    INSTALL,
+    nbgrader,
+    write_class,
+    write_numbers_course,
+)
 
 # `make check` leaves out the tests marked slow; a test that takes longer than this is slow.
 SLOW_SECONDS = 5.0
@@ -58,6 +69,12 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_sep("-", f"took more than {SLOW_SECONDS:g} s but not marked slow")
         for node in unmarked:
             terminalreporter.write_line(f"{_seconds[node]:6.1f} s  {node}")
+
+
+@pytest.fixture
+def course(tmp_path) -> tuple[Path, Path]:
+    """Hidden tests for an assignment `numbers`, and a class of four learners who handed it in."""
+    return write_numbers_course(tmp_path)
 
 
 @pytest.fixture
@@ -102,3 +119,28 @@ def nbgrader_points(every_chapter_course) -> dict[tuple[str, str], dict[tuple[st
                     for cell in gradebook.find_notebook(notebook, chapter.name).grade_cells
                 }
     return points
+
+
+@pytest.fixture(scope="session")
+def browser(tmp_path_factory):
+    """Headless Chromium, driven by Selenium, that reaches nothing outside loopback: one for every browser test."""
+    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.is_file()]
+    if missing:
+        pytest.fail(
+            f"The browser test needs Debian's Chromium and its driver, and {', '.join(missing)} is missing. "
+            f"Install them with `{INSTALL}` (README, 'Two commands'), or point CHROMIUM_BIN and CHROMEDRIVER_BIN at them."
+        )
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in [*BROWSER_FLAGS, f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"]:
+        options.add_argument(flag)
+    # Console messages of every level, read back with get_log("browser").
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
+    driver.set_page_load_timeout(60)
+    driver.set_script_timeout(30)
+    yield driver
+    driver.quit()

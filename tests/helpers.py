@@ -5,11 +5,15 @@ Tests import from here, never from one another; fixtures live in ``conftest.py``
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import http.server
 import os
 import shutil
 import subprocess
 import sys
 import textwrap
+import threading
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,8 +21,11 @@ from pathlib import Path
 
 import nbformat
 
-from autograder.paths import EXERCISES, SOLUTIONS
+from autograder.feedback import write_feedback
+from autograder.paths import EXERCISES, ROOT, SOLUTIONS
+from autograder.results import FAILED, PASSED, PENDING, GradedTest, SubmissionResult, write_submission
 from autograder.runner import planned_tests
+from autograder.signing import load_key
 
 CHAPTER = "data_infrastructure"  # the chapter that tests of the grader's machinery use when any will do
 
@@ -270,6 +277,85 @@ def test_halves(learner):
 """
 
 
+GOOD = "def double(x):\n    return 2 * x\n\ndef halve(x):\n    return x / 2"
+HALF = "def double(x):\n    return 2 * x\n\ndef halve(x):\n    return x"
+
+
+def write_numbers_course(root: Path) -> tuple[Path, Path]:
+    """Hidden tests for an assignment `numbers`, and a class of four who handed it in: (hidden tests, submitted/).
+
+    ann and cy earn 4 of 4 points, bob 3 (halve is wrong), dee 2 (double only, wrong for negatives).
+    """
+    hidden = root / "hidden"
+    (hidden / "numbers").mkdir(parents=True)
+    (hidden / "numbers" / "test_numbers.py").write_text(HIDDEN_NUMBERS)
+    submitted = root / "submitted"
+    for student, source in {"ann": GOOD, "bob": HALF, "cy": GOOD, "dee": "def double(x):\n    return abs(x) * 2"}.items():
+        nb = notebook(code_cell("#| default_exp numbers"), code_cell(f"#| export\n{source}"))
+        write(nb, submitted / student / "numbers" / "numbers.ipynb")
+    return hidden, submitted
+
+
+def write_graded_class(out: Path) -> dict[str, SubmissionResult]:
+    """A class as ``grade --out`` leaves it (results signed with the tests' key, feedback pages), made without grading.
+
+    Assignment ``numbers`` (parts double, 3 points; halve, 1; essay, 2, graded by hand)
+    and ``words`` (part count, 1): ann has everything; bob's halve is wrong, his essay
+    pending; cy's double fails for negatives, the same mistake as dee's in other numbers,
+    and her halve timed out; dee did not submit ``words``; eve did not submit ``numbers``.
+    """
+
+    def test(part, name, points, status, output=""):
+        return GradedTest(part, name, points if status == PASSED else 0.0, points, status, output, notebook="numbers")
+
+    def numbers(double_negative, halve, essay):
+        return [
+            test("double", "Doubles a positive number.", 2, PASSED),
+            test("double", "Doubles a negative number.", 1, *double_negative),
+            test("halve", "Halves a number.", 1, *halve),
+            test("essay", "Explains the choice.", 2, *essay),
+        ]
+
+    ok = (PASSED,)
+    results = {
+        "ann": SubmissionResult("ann", "numbers", numbers(ok, ok, ok), seconds={"numbers": 1.5}),
+        "bob": SubmissionResult(
+            "bob", "numbers", numbers(ok, (FAILED, "halve(4) should be 2, got 4"), (PENDING,)), seconds={"numbers": 2.0}
+        ),
+        "cy": SubmissionResult(
+            "cy",
+            "numbers",
+            numbers((FAILED, "double(-1) should be -2, got 2"), (FAILED, "took longer than 3 s: is there an endless loop?"), ok),
+            seconds={"numbers": 9.0},
+        ),
+        "dee": SubmissionResult(
+            "dee", "numbers", numbers((FAILED, "double(-7) should be -14, got 14"), ok, ok), seconds={"numbers": 1.0}
+        ),
+    }
+    words = {
+        student: SubmissionResult(
+            student, "words", [GradedTest("count", "Counts words.", 1.0, 1.0, PASSED, notebook="words")], seconds={"words": 0.5}
+        )
+        for student in ("ann", "bob", "cy", "eve")
+    }
+    key = load_key()
+    for result in [*results.values(), *words.values()]:
+        folder = out / result.student / result.assignment
+        write_feedback(result, folder / "feedback.html")
+        write_submission(result, folder / "results.json", "fingerprint", key)
+    return {f"{r.student}/{r.assignment}": r for r in [*results.values(), *words.values()]}
+
+
+def mixed_class(submitted: Path, students: int, seed: int = 0) -> None:
+    """The grading benchmark's class of the data-infrastructure chapter: full, untouched, partial, broken and looping."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import grading
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    grading.build_class(submitted, students, seed)
+
+
 def write_module(root: Path, source: str) -> None:
     """A learner package ``cardfraud`` with one module, ``numbers``, holding ``source``."""
     package = root / "cardfraud"
@@ -285,3 +371,72 @@ def nbgrader(course: Path, *args: str) -> None:
     cmd = [sys.executable, "-m", "nbgrader", *args, "--log-level=WARN"]
     done = subprocess.run(cmd, cwd=course, capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+# --- Chromium, for the browser tests (the book's pages, the class report)
+
+CHROMIUM = Path(os.environ.get("CHROMIUM_BIN", "/usr/bin/chromium"))
+CHROMEDRIVER = Path(os.environ.get("CHROMEDRIVER_BIN", "/usr/bin/chromedriver"))
+INSTALL = "apt-get install -y chromium chromium-driver"
+
+BROWSER_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    # Containers give /dev/shm 64 MB, which long pages outgrow.
+    "--disable-dev-shm-usage",
+    # A proxy set in the environment must not see loopback traffic, and no name
+    # outside loopback resolves: whatever a page fetches from elsewhere fails fast.
+    "--no-proxy-server",
+    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+    "--window-size=1280,900",
+]
+
+
+# Lazy images load only when scrolled to; make them load now and wait until every image
+# has loaded or failed, so that "not loaded" means broken.
+SETTLE_IMAGES = """
+const done = arguments[arguments.length - 1];
+const images = [...document.images];
+images.forEach(i => { if (i.loading === 'lazy') i.loading = 'eager'; });
+Promise.allSettled(images.map(i => i.decode())).then(() => done(null));
+"""
+
+
+def load(driver, base: str, path: str) -> tuple[list[str], list[str]]:
+    """Open a page and return (console errors, resources outside loopback that it tried to load)."""
+    driver.get_log("browser")  # forget what the previous page left
+    driver.get(base + path)
+    driver.execute_async_script(SETTLE_IMAGES)
+    errors, external = [], []
+    for entry in driver.get_log("browser"):
+        if entry["level"] != "SEVERE":
+            continue
+        url = entry["message"].split(" ", 1)[0]
+        if entry["source"] == "network" and not url.startswith(base):
+            external.append(url)
+        else:
+            errors.append(entry["message"])
+    return errors, external
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:  # the test reports what matters; no access log
+        pass
+
+
+@contextlib.contextmanager
+def served(folder: Path):
+    """``folder`` over HTTP on a free loopback port, as a reader's browser would fetch it: yields its base URL."""
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(folder)))
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_port}/"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

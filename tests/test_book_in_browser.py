@@ -17,10 +17,7 @@ from __future__ import annotations
 
 import functools
 import html.parser
-import http.server
-import os
 import re
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -33,33 +30,14 @@ import pytest
 import yaml
 
 from autograder.paths import EXERCISES, ROOT
+from tests.helpers import load, served
 
 pytestmark = pytest.mark.browser
 
 SITE = ROOT / "_build" / "html"
 SCREENSHOTS = ROOT / "_build" / "screenshots"
-CHROMIUM = Path(os.environ.get("CHROMIUM_BIN", "/usr/bin/chromium"))
-CHROMEDRIVER = Path(os.environ.get("CHROMEDRIVER_BIN", "/usr/bin/chromedriver"))
-INSTALL = "apt-get install -y chromium chromium-driver"
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 SOURCE_SUFFIXES = (".md", ".ipynb", ".rst")
-
-BROWSER_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    # Containers give /dev/shm 64 MB, which long pages outgrow.
-    "--disable-dev-shm-usage",
-    # A proxy set in the environment must not see loopback traffic, and no name
-    # outside loopback resolves: whatever a page fetches from elsewhere fails fast.
-    "--no-proxy-server",
-    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-    "--window-size=1280,900",
-]
 
 
 @dataclass
@@ -111,11 +89,6 @@ def toc_pages() -> list[Page]:
     return pages
 
 
-class _Quiet(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args) -> None:  # the test reports what matters; no access log
-        pass
-
-
 class _Ids(html.parser.HTMLParser):
     """The anchors a page offers: every id, and the names of old-style <a name> anchors."""
 
@@ -146,36 +119,8 @@ def site() -> Path:
 @pytest.fixture(scope="module")
 def server(site):
     """The built site over HTTP on a free loopback port, as a reader's browser would fetch it."""
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Quiet, directory=str(site)))
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_port}/"
-    httpd.shutdown()
-    httpd.server_close()
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    missing = [str(p) for p in (CHROMIUM, CHROMEDRIVER) if not p.is_file()]
-    if missing:
-        pytest.fail(
-            f"The browser test needs Debian's Chromium and its driver, and {', '.join(missing)} is missing. "
-            f"Install them with `{INSTALL}` (README, 'Two commands'), or point CHROMIUM_BIN and CHROMEDRIVER_BIN at them."
-        )
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in [*BROWSER_FLAGS, f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"]:
-        options.add_argument(flag)
-    # Console messages of every level, read back with get_log("browser").
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
-    driver.set_page_load_timeout(60)
-    driver.set_script_timeout(30)
-    yield driver
-    driver.quit()
+    with served(site) as base:
+        yield base
 
 
 # Folded content is hidden with visibility and a zero height, which checkVisibility()
@@ -199,15 +144,6 @@ return {
 """
 )
 
-# Lazy images load only when scrolled to; make them load now and wait until every image
-# has loaded or failed, so that "not loaded" means broken.
-SETTLE_IMAGES = """
-const done = arguments[arguments.length - 1];
-const images = [...document.images];
-images.forEach(i => { if (i.loading === 'lazy') i.loading = 'eager'; });
-Promise.allSettled(images.map(i => i.decode())).then(() => done(null));
-"""
-
 UNFOLD = (
     VISIBLE
     + """
@@ -218,23 +154,6 @@ return [...document.querySelectorAll('.solution, .admonition.hint')].map(box => 
 });
 """
 )
-
-
-def load(driver, base: str, path: str) -> tuple[list[str], list[str]]:
-    """Open a page and return (console errors, resources outside loopback that it tried to load)."""
-    driver.get_log("browser")  # forget what the previous page left
-    driver.get(base + path)
-    driver.execute_async_script(SETTLE_IMAGES)
-    errors, external = [], []
-    for entry in driver.get_log("browser"):
-        if entry["level"] != "SEVERE":
-            continue
-        url = entry["message"].split(" ", 1)[0]
-        if entry["source"] == "network" and not url.startswith(base):
-            external.append(url)
-        else:
-            errors.append(entry["message"])
-    return errors, external
 
 
 @pytest.fixture(scope="module")
