@@ -5,6 +5,7 @@ import csv
 import html.parser
 import json
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -172,3 +173,16 @@ def test_a_report_of_nothing_says_so(tmp_path, capsys):
     Path(tmp_path / "empty").mkdir()
     assert main(["report", str(tmp_path / "empty")]) == 0
     assert "0 learners" in (tmp_path / "empty" / "report.html").read_text()
+
+
+def test_a_class_graded_in_shards_is_reported_whole_once_merged(course, tmp_path):
+    "Graded in two shards on two 'machines' and the folders merged, does the report count the whole class?"
+    hidden, submitted = course
+    for shard in (1, 2):
+        args = ["grade", str(submitted), "--hidden-tests", str(hidden), "--out", str(tmp_path / f"machine{shard}")]
+        assert main([*args, "--shard", f"{shard}/2"]) == 0
+        shutil.copytree(tmp_path / f"machine{shard}", tmp_path / "merged", dirs_exist_ok=True)
+    assert main(["report", str(tmp_path / "merged")]) == 0
+    page = Page((tmp_path / "merged" / "report.html").read_text())
+    learners = {row[0]: row[1] for row in page.rows if len(row) == 4 and row[1].endswith(" of 4")}
+    assert learners == {"ann": "4 of 4", "bob": "3 of 4", "cy": "4 of 4", "dee": "2 of 4"}
