@@ -38,6 +38,7 @@ __all__ = [
     "NUMERIC",
     "TRAIN_END",
     "ShardStream",
+    "labelled_payments",
     "n_merchants",
     "read_shards",
     "write_training_shards",
@@ -51,6 +52,48 @@ def n_merchants(warehouse: Warehouse) -> int:
     """Rows of the merchant embedding table: merchant ids run from 1 to the largest id."""
     sql = "SELECT max(merchant_id) + 1 FROM read_parquet(?)"
     return int(duckdb.sql(sql, params=[warehouse.glob("merchants")]).fetchall()[0][0])
+
+
+def labelled_payments(warehouse: Warehouse, labels_known_on: str) -> duckdb.DuckDBPyRelation:
+    """Every payment with the model's features and its label as known on ``labels_known_on``.
+
+    Columns: ``transaction_id``, ``ts``, ``card_id``, ``amount``, ``category`` and
+    ``merchant`` (int64 indices), the ``NUMERIC`` features (float32) and ``label``
+    (float32, 1.0 for a chargeback reported before ``labels_known_on``). Recent payments
+    are included with the labels known so far: filter on ``ts`` to keep mature ones.
+    """
+    return _labelled(warehouse_connection(warehouse), labels_known_on)
+
+
+def _labelled(con: duckdb.DuckDBPyConnection, known_on: str) -> duckdb.DuckDBPyRelation:
+    card_velocity(con).create_view("velocity")
+    return con.sql(
+        """
+        SELECT
+            t.transaction_id,
+            t.ts,
+            t.card_id,
+            t.amount,
+            list_position($categories, m.category)::BIGINT - 1 AS category,
+            t.merchant_id::BIGINT AS merchant,
+            coalesce(ln(t.amount / avg(t.amount) OVER (
+                PARTITION BY t.card_id ORDER BY t.ts
+                RANGE BETWEEN INTERVAL 30 DAYS PRECEDING AND INTERVAL 1 MICROSECOND PRECEDING
+            )), 0)::FLOAT AS log_amount_vs_card_avg_30d,
+            ln(1 + v.n_prev_1h)::FLOAT AS log_payments_prev_1h,
+            (m.country <> c.home_country)::FLOAT AS abroad,
+            (hour(t.ts) < 6)::FLOAT AS night,
+            -- A chargeback reported after that date was not known on it.
+            (cb.reported_at IS NOT NULL AND cb.reported_at < $known_on::TIMESTAMP)::FLOAT
+                AS label
+        FROM transactions AS t
+        JOIN merchants AS m USING (merchant_id)
+        JOIN cards AS c USING (card_id)
+        JOIN velocity AS v USING (transaction_id)
+        LEFT JOIN chargebacks AS cb USING (transaction_id)
+        """,
+        params={"categories": list(CATEGORIES), "known_on": known_on},
+    )
 
 
 def write_training_shards(
@@ -68,42 +111,17 @@ def write_training_shards(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     con = warehouse_connection(warehouse)
-    card_velocity(con).create_view("velocity")
+    _labelled(con, train_end).create_view("examples")
+    columns = ", ".join(["category", "merchant", *NUMERIC, "label"])
     rows = con.sql(
-        """
-        WITH examples AS (
-            SELECT
-                list_position($categories, m.category)::BIGINT - 1 AS category,
-                t.merchant_id::BIGINT AS merchant,
-                coalesce(ln(t.amount / avg(t.amount) OVER (
-                    PARTITION BY t.card_id ORDER BY t.ts
-                    RANGE BETWEEN INTERVAL 30 DAYS PRECEDING AND INTERVAL 1 MICROSECOND PRECEDING
-                )), 0)::FLOAT AS log_amount_vs_card_avg_30d,
-                ln(1 + v.n_prev_1h)::FLOAT AS log_payments_prev_1h,
-                (m.country <> c.home_country)::FLOAT AS abroad,
-                (hour(t.ts) < 6)::FLOAT AS night,
-                -- A chargeback reported after the training date was not known on it.
-                (cb.reported_at IS NOT NULL AND cb.reported_at < $train_end::TIMESTAMP)::FLOAT
-                    AS label,
-                t.ts
-            FROM transactions AS t
-            JOIN merchants AS m USING (merchant_id)
-            JOIN cards AS c USING (card_id)
-            JOIN velocity AS v USING (transaction_id)
-            LEFT JOIN chargebacks AS cb USING (transaction_id)
-        )
-        SELECT * EXCLUDE (ts)
+        f"""
+        SELECT {columns}
         FROM examples
         WHERE ts < $train_end::TIMESTAMP - INTERVAL ($maturity_days) DAYS
         -- A seeded hash gives a random order that is the same on every machine.
         ORDER BY hash(merchant, log_amount_vs_card_avg_30d, ts, $seed)
         """,
-        params={
-            "categories": list(CATEGORIES),
-            "train_end": train_end,
-            "maturity_days": MATURITY_DAYS,
-            "seed": seed,
-        },
+        params={"train_end": train_end, "maturity_days": MATURITY_DAYS, "seed": seed},
     ).to_arrow_table()
     paths = []
     for index, start in enumerate(range(0, rows.num_rows, rows_per_shard)):
