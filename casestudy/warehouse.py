@@ -75,6 +75,7 @@ class Warehouse:
     n_transactions: int
     seed: int
     days: int
+    drift: float = 0.0
 
     @property
     def snapshot(self) -> np.datetime64:
@@ -100,19 +101,28 @@ def generate_warehouse(
     seed: int = 0,
     days: int = 182,
     progress: bool | None = None,
+    drift: float = 0.0,
 ) -> Warehouse:
     """Write the case-study warehouse as Parquet under ``root`` and describe it.
 
     ``n_transactions`` is the size knob: 20,000 (the default) takes well under a
     second and suits tests; tens of millions suit benchmarks. ``progress`` shows a
     progress bar; by default it appears only for more than one chunk of rows.
+
+    ``drift`` (0 to 1) makes the world change over the ``days``, as it does: fraudsters
+    adapt to the model (fewer payments abroad and at risky merchants, slower bursts,
+    smaller amounts) and customers' habits move (prices rise, more travel). At 0, the
+    default, nothing changes, and every seed gives the data it always gave; at 1, by
+    the last day the fraud no longer looks like the fraud of the first.
     """
     if n_transactions < 1:
         raise ValueError(f"n_transactions must be at least 1, got {n_transactions}")
     if days < 1:
         raise ValueError(f"days must be at least 1, got {days}")
+    if not 0 <= drift <= 1:
+        raise ValueError(f"drift must be between 0 and 1, got {drift}")
     root = Path(root)
-    warehouse = Warehouse(root, n_transactions, seed, days)
+    warehouse = Warehouse(root, n_transactions, seed, days, drift)
     if root.exists() and any(root.iterdir()):
         raise FileExistsError(f"{root} is not empty; pick a new folder for the warehouse")
     (root / "transactions").mkdir(parents=True, exist_ok=True)
@@ -131,7 +141,9 @@ def generate_warehouse(
     first_id = 0
     for index, size in enumerate(chunks):
         chunk_rng = np.random.default_rng([seed, 1, index])
-        transactions, fraud = _make_transactions(chunk_rng, size, first_id, days, cards, merchants)
+        transactions, fraud = _make_transactions(
+            chunk_rng, size, first_id, days, cards, merchants, drift
+        )
         _write_by_month(transactions, warehouse.path("transactions"), index)
         chargebacks.append(_make_chargebacks(chunk_rng, transactions, fraud, warehouse.snapshot))
         first_id += size
@@ -227,7 +239,10 @@ def _make_transactions(
     days: int,
     cards: dict[str, np.ndarray],
     merchants: dict[str, np.ndarray],
+    drift: float = 0.0,
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    # Drift only scales what was drawn (by 1.0 when it is 0): the random draws, and so
+    # the data of every seed without drift, stay as they were.
     n_cards = len(cards["card_id"])
     home = cards["_home"]
     n_fraud = int(round(n * FRAUD_SHARE)) if n >= 100 else 0
@@ -238,26 +253,31 @@ def _make_transactions(
     day = rng.integers(0, days, n_normal)
     hour = rng.choice(24, n_normal, p=HOUR_WEIGHTS)
     offset = day * US_PER_DAY + hour * 3_600_000_000 + rng.integers(0, 3_600_000_000, n_normal)
-    abroad = rng.random(n_normal) < 0.04
+    later = drift * day / days  # 0 on the first day, ``drift`` on the last
+    abroad = rng.random(n_normal) < 0.04 * (1 + later)
     country = np.where(abroad, rng.choice(len(COUNTRIES), n_normal, p=COUNTRY_WEIGHTS), home[card])
     merchant = _pick_merchants(rng, merchants, country, np.zeros(n_normal, bool))
-    price = rng.lognormal(0.0, 0.6, n_normal)
+    price = rng.lognormal(0.0, 0.6, n_normal) * (1 + 0.3 * later)
 
     # Stolen cards: bursts of payments minutes apart, abroad, at risky merchants.
     sizes = _burst_sizes(rng, n_fraud)
     episode = np.repeat(np.arange(len(sizes)), sizes)
     f_card = rng.integers(0, n_cards, len(sizes))[episode]
     f_start = rng.integers(0, days * US_PER_DAY - 6 * 3_600_000_000, len(sizes))
-    gaps = rng.exponential(8 * 60_000_000, n_fraud).astype(np.int64) + 1_000_000
+    f_later = drift * f_start[episode] / (days * US_PER_DAY)
+    gaps = rng.exponential(8 * 60_000_000, n_fraud) * (1 + 5 * f_later)
+    gaps = gaps.astype(np.int64) + 1_000_000
     first_in_episode = np.r_[True, episode[1:] != episode[:-1]] if n_fraud else np.zeros(0, bool)
     gaps[first_in_episode] = 0
     within = np.cumsum(gaps) - np.repeat(np.cumsum(gaps)[np.flatnonzero(first_in_episode)], sizes)
     f_offset = f_start[episode] + within
-    f_abroad = rng.random(n_fraud) < 0.6
+    f_abroad = rng.random(n_fraud) < 0.6 * (1 - 0.8 * f_later)
     f_country = np.where(f_abroad, rng.integers(0, len(COUNTRIES), n_fraud), home[f_card])
-    f_merchant = _pick_merchants(rng, merchants, f_country, rng.random(n_fraud) < 0.75)
+    f_risky = rng.random(n_fraud) < 0.75 * (1 - 0.7 * f_later)
+    f_merchant = _pick_merchants(rng, merchants, f_country, f_risky)
     card_test = first_in_episode & (rng.random(n_fraud) < 0.5)  # a small probe charge first
     f_price = np.where(card_test, rng.uniform(0.03, 0.12, n_fraud), rng.uniform(3, 15, n_fraud))
+    f_price = f_price * (1 - 0.7 * f_later)
 
     all_card = np.concatenate([card, f_card])
     all_merchant = np.concatenate([merchant, f_merchant])

@@ -1,5 +1,7 @@
 """datasets: the case-study warehouse is deterministic, sized by one knob and learnable."""
 
+import hashlib
+
 import pandas as pd
 import pytest
 
@@ -80,3 +82,38 @@ def test_rejects_a_used_folder(warehouse):
     "Does generating into a folder that already holds data refuse, rather than mix two warehouses?"
     with pytest.raises(FileExistsError):
         generate_warehouse(warehouse.root, 100)
+
+
+def contents(warehouse) -> str:
+    """A digest of every table's rows, in a fixed order: equal digests, equal data."""
+    con = warehouse_connection(warehouse)
+    rows = [
+        con.sql(f"SELECT * FROM {table} ORDER BY ALL").fetchall()
+        for table in ("cards", "merchants", "transactions", "chargebacks")
+    ]
+    return hashlib.sha256(repr(rows).encode()).hexdigest()
+
+
+def test_without_drift_every_seed_gives_the_data_it_always_gave(tmp_path):
+    "Does the drift knob, off by default, leave the data of a seed exactly as it was before the knob existed?"
+    before_the_knob = "123e163ea9385ee0848b7fe6faae9a834b320e145eef3660269f0b0e2b5d76df"
+    assert contents(generate_warehouse(tmp_path / "a", 5_000, seed=7)) == before_the_knob
+    assert contents(generate_warehouse(tmp_path / "b", 5_000, seed=7, drift=0.0)) == before_the_knob
+    with pytest.raises(ValueError, match="drift must be between 0 and 1"):
+        generate_warehouse(tmp_path / "c", 5_000, drift=1.5)
+
+
+def test_with_drift_the_fraud_of_the_last_month_no_longer_looks_like_the_first(tmp_path):
+    "With drift, does fraud move home and to ordinary merchants, and slow its bursts, month by month?"
+    con = warehouse_connection(generate_warehouse(tmp_path / "w", 60_000, seed=0, drift=1.0))
+    by_month = con.sql(
+        """
+        SELECT month(t.ts) AS m, avg((mc.country <> c.home_country)::INT) AS abroad,
+               avg((mc.category IN ('travel', 'electronics', 'gift_cards', 'online_gaming'))::INT) AS risky
+        FROM transactions AS t JOIN chargebacks USING (transaction_id)
+        JOIN merchants AS mc USING (merchant_id) JOIN cards AS c USING (card_id)
+        WHERE month(t.ts) IN (1, 6) GROUP BY m ORDER BY m
+        """
+    ).fetchall()
+    (_, abroad_first, risky_first), (_, abroad_last, risky_last) = by_month
+    assert abroad_last < abroad_first - 0.15 and risky_last < risky_first - 0.15, by_month
