@@ -254,7 +254,7 @@ def _make_transactions(
     hour = rng.choice(24, n_normal, p=HOUR_WEIGHTS)
     offset = day * US_PER_DAY + hour * 3_600_000_000 + rng.integers(0, 3_600_000_000, n_normal)
     later = drift * day / days  # 0 on the first day, ``drift`` on the last
-    abroad = rng.random(n_normal) < 0.04 * (1 + later)
+    abroad = rng.random(n_normal) < 0.04 * (1 + 3 * later)
     country = np.where(abroad, rng.choice(len(COUNTRIES), n_normal, p=COUNTRY_WEIGHTS), home[card])
     merchant = _pick_merchants(rng, merchants, country, np.zeros(n_normal, bool))
     price = rng.lognormal(0.0, 0.6, n_normal) * (1 + 0.3 * later)

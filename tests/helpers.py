@@ -21,8 +21,9 @@ from pathlib import Path
 
 import nbformat
 
+from autograder.batch import grade_class
 from autograder.feedback import write_feedback
-from autograder.paths import EXERCISES, ROOT, SOLUTIONS
+from autograder.paths import EXERCISES, ROOT, SOLUTIONS, hidden_tests_dir
 from autograder.results import FAILED, PASSED, PENDING, GradedTest, SubmissionResult, write_submission
 from autograder.runner import planned_tests
 from autograder.signing import load_key
@@ -127,6 +128,15 @@ def partial_scoring_service() -> nbformat.NotebookNode:
     return partial
 
 
+def partial_decisions() -> nbformat.NotebookNode:
+    """Two parts answered, one with a typical mistake: each bin's calibration gap counts the same,
+    however few payments it holds."""
+    partial = with_reference_answers("decisions", ("choose_threshold", "calibration_error"), "system_design")
+    error = answer_cell(partial, "calibration_error_answer")
+    error.source = error.source.replace("error += in_bin.mean() * abs(", "error += 1 / len(np.unique(index)) * abs(")
+    return partial
+
+
 @dataclass(frozen=True)
 class Chapter:
     """A graded chapter as the suite grades it: adding a chapter to the course is one row of CHAPTERS."""
@@ -201,6 +211,21 @@ CHAPTERS = [
             ("latency_and_batching", "load_test"): 0.0,
         },
     ),
+    Chapter(
+        "system_design",
+        ("decisions", "monitoring_and_release"),
+        22,
+        "decisions",
+        partial_decisions,
+        {
+            ("decisions", "choose_threshold"): 4.0,
+            ("decisions", "calibration_error"): 1.0,
+            ("decisions", "compare_models"): 0.0,
+            ("monitoring_and_release", "psi"): 0.0,
+            ("monitoring_and_release", "alert_threshold"): 0.0,
+            ("monitoring_and_release", "model_registry"): 0.0,
+        },
+    ),
 ]
 BY_NAME = {chapter.name: chapter for chapter in CHAPTERS}
 
@@ -221,8 +246,8 @@ def write_class(submitted: Path, chapters: list[Chapter]) -> Path:
     return submitted
 
 
-def write_variants(submitted: Path, chapter: str, variants: dict) -> None:
-    """One learner per variant: the reference notebook with text edits in one part's answer cell.
+def grade_variants(submitted: Path, chapter: str, variants: dict) -> dict[str, SubmissionResult]:
+    """One learner per variant, graded in one batch: the reference notebook with text edits in one part's answer cell.
 
     ``variants`` maps a learner's name to ``(exercise, part, [(old, new), ...], must_fail)``.
     """
@@ -233,6 +258,7 @@ def write_variants(submitted: Path, chapter: str, variants: dict) -> None:
             assert old in cell.source, f"{student}: the reference no longer contains {old!r}"
             cell.source = cell.source.replace(old, new)
         write(nb, submitted / student / chapter / f"{exercise}.ipynb")
+    return {result.student: result for result in grade_class(submitted, hidden_tests_dir(), workers=2)}
 
 
 def assert_fails_exactly(result, exercise: str, must_fail: list[str]) -> None:

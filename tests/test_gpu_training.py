@@ -15,7 +15,7 @@ import pytest
 
 from autograder.batch import grade_class
 from autograder.paths import SOLUTIONS, hidden_tests_dir
-from tests.helpers import assert_fails_exactly, write_variants
+from tests.helpers import assert_fails_exactly, grade_variants
 
 CHAPTER = "gpu_training"
 
@@ -134,9 +134,7 @@ VARIANTS = {
 
 @pytest.fixture(scope="module")
 def graded_variants(tmp_path_factory):
-    submitted = tmp_path_factory.mktemp("submitted")
-    write_variants(submitted, CHAPTER, VARIANTS)
-    return {result.student: result for result in grade_class(submitted, hidden_tests_dir(), workers=2)}
+    return grade_variants(tmp_path_factory.mktemp("submitted"), CHAPTER, VARIANTS)
 
 
 @pytest.mark.slow

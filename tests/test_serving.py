@@ -21,9 +21,8 @@ import httpx
 import pytest
 import torch
 
-from autograder.batch import grade_class
 from autograder.export import export_notebook
-from autograder.paths import SOLUTIONS, hidden_tests_dir
+from autograder.paths import SOLUTIONS
 from booktools.loopback import ServerDidNotStart, run_async, serve
 from casestudy.model import FraudNet, FraudNetConfig
 from casestudy.serving import (
@@ -37,7 +36,7 @@ from casestudy.serving import (
     load_bundle,
     save_bundle,
 )
-from tests.helpers import assert_fails_exactly, write_variants
+from tests.helpers import assert_fails_exactly, grade_variants
 
 CHAPTER = "serving"
 
@@ -201,9 +200,7 @@ MISTAKES = {
 @pytest.fixture(scope="module")
 def graded_class(tmp_path_factory):
     """Every mistake, graded in one batch (the reference and untouched exercises: tests/test_grade.py)."""
-    submitted = tmp_path_factory.mktemp("submitted")
-    write_variants(submitted, CHAPTER, MISTAKES)
-    return {result.student: result for result in grade_class(submitted, hidden_tests_dir(), workers=2)}
+    return grade_variants(tmp_path_factory.mktemp("submitted"), CHAPTER, MISTAKES)
 
 
 @pytest.mark.slow

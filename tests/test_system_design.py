@@ -1,8 +1,10 @@
 """The system-design chapter's given code: the business's costs, the labelled payments, drift in the data."""
 
 import numpy as np
+import pytest
 
 from casestudy.costs import FraudCosts, reviewed, total_cost
+from tests.helpers import assert_fails_exactly, grade_variants
 
 
 def test_analysts_review_the_highest_flagged_scores_of_each_day_up_to_their_capacity():
@@ -20,3 +22,104 @@ def test_a_missed_fraud_costs_its_amount_and_the_fee_and_a_review_its_cost():
     is_fraud, amounts = np.array([1, 0, 1, 0]), np.array([100.0, 5.0, 40.0, 7.0])
     assert total_cost(is_fraud, amounts, np.array([1, 1, 0, 0]), costs) == 40 + 20 + 2 * 3
     assert total_cost(is_fraud, amounts, np.zeros(4), costs) == 140 + 40
+
+
+CHAPTER = "system_design"
+
+# student: (exercise, part, (old, new) text edits, the tests that must fail, by description start).
+# Each mistake is one that the chapter's lessons or hints warn about, and a visible test catches it.
+MISTAKES = {
+    "threshold_ignores_capacity": (
+        "decisions",
+        "choose_threshold",
+        [("reviewed(scores, days, threshold, costs.daily_capacity)", "reviewed(scores, days, threshold, len(scores))")],
+        ["With room for one review a day", "Finds the cheapest threshold on random days"],
+    ),
+    "threshold_ties_keep_the_lowest": (
+        "decisions",
+        "choose_threshold",
+        [("if cost < best_cost:", "if cost <= best_cost:")],
+        ["Reviews small frauds", "Finds the cheapest threshold on random days"],
+    ),
+    "calibration_unweighted": (
+        "decisions",
+        "calibration_error",
+        [("error += in_bin.mean() * abs(", "error += 1 / len(np.unique(index)) * abs(")],
+        ["Weights each bin's gap", "Uses `bins` equal-width bins"],
+    ),
+    "bootstrap_unpaired": (
+        "decisions",
+        "compare_models",
+        [
+            (
+                "means = difference[rng.integers(0, len(difference), (resamples, len(difference)))].mean(axis=1)",
+                "draw = lambda x: x[rng.integers(0, len(x), (resamples, len(x)))].mean(axis=1)\n    means = draw(b) - draw(a)",
+            )
+        ],
+        [
+            "Resamples days, the same for both models",
+            "Switches to b when it saves",
+            "Gives a 95% interval",
+            "Keeps a when b costs",
+        ],
+    ),
+    "decides_on_the_mean": (
+        "decisions",
+        "compare_models",
+        [('"switch to b" if high < 0 else', '"switch to b" if difference.mean() < 0 else')],
+        ["Switches to b when it saves", "Gives a 95% interval of the right width"],
+    ),
+    "psi_without_a_floor": (
+        "monitoring_and_release",
+        "psi",
+        [("np.maximum(np.bincount(", "(np.bincount("), (", 1e-4)\n        for x in", ")\n        for x in")],
+        ["Floors each share at 1e-4", "Merges equal quantile edges"],
+    ),
+    "psi_bins_of_both_samples": (
+        "monitoring_and_release",
+        "psi",
+        [("np.quantile(expected, np.arange", "np.quantile(np.concatenate([expected, actual]), np.arange")],
+        ["Gives 0 for a sample against itself", "Floors each share", "Merges equal quantile edges"],
+    ),
+    "threshold_interpolates": (
+        "monitoring_and_release",
+        "alert_threshold",
+        [("return float(values[values.size - 1 - allowed])", "return float(np.quantile(values, 1 - false_alarm_rate))")],
+        ["Returns the (k+1)-th largest value", "Finds the threshold on hundreds of normal days"],
+    ),
+    "registry_writes_in_place": (
+        "monitoring_and_release",
+        "model_registry",
+        [
+            (
+                'handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".registry-")\n'
+                '        with os.fdopen(handle, "w") as f:\n'
+                "            f.write(text)\n"
+                "        os.replace(temporary, self.path)",
+                "self.path.write_text(text)",
+            )
+        ],
+        ["A save that fails halfway"],
+    ),
+    "registry_forgets_on_restart": (
+        "monitoring_and_release",
+        "model_registry",
+        [("if self.path.exists():", "if False:")],
+        ["Keeps versions, stages and history", "A save that fails halfway"],
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def graded_class(tmp_path_factory):
+    """Every mistake, graded in one batch (the reference and untouched exercises: tests/test_grade.py)."""
+    return grade_variants(tmp_path_factory.mktemp("submitted"), CHAPTER, MISTAKES)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("student", MISTAKES)
+def test_a_typical_mistake_loses_exactly_its_points(graded_class, student):
+    exercise, _, _, must_fail = MISTAKES[student]
+    assert_fails_exactly(graded_class[student], exercise, must_fail)
+    visible = {t.name for t in graded_class[student].tests if t.visible and t.score < t.max_score}
+    assert visible, f"{student}: no visible test catches this mistake, so the self-check would pass it"
