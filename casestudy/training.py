@@ -59,8 +59,9 @@ def labelled_payments(warehouse: Warehouse, labels_known_on: str) -> duckdb.Duck
 
     Columns: ``transaction_id``, ``ts``, ``card_id``, ``amount``, ``category`` and
     ``merchant`` (int64 indices), the ``NUMERIC`` features (float32) and ``label``
-    (float32, 1.0 for a chargeback reported before ``labels_known_on``). Recent payments
-    are included with the labels known so far: filter on ``ts`` to keep mature ones.
+    (float32, 1.0 for a chargeback reported before ``labels_known_on``), ordered by
+    ``transaction_id``. Recent payments are included with the labels known so far:
+    filter on ``ts`` to keep mature ones.
     """
     return _labelled(warehouse_connection(warehouse), labels_known_on)
 
@@ -91,6 +92,8 @@ def _labelled(con: duckdb.DuckDBPyConnection, known_on: str) -> duckdb.DuckDBPyR
         JOIN cards AS c USING (card_id)
         JOIN velocity AS v USING (transaction_id)
         LEFT JOIN chargebacks AS cb USING (transaction_id)
+        -- In a fixed order: a model fitted on the same rows in another order may differ.
+        ORDER BY t.transaction_id
         """,
         params={"categories": list(CATEGORIES), "known_on": known_on},
     )

@@ -4,6 +4,8 @@ import numpy as np
 import pytest
 
 from casestudy.costs import FraudCosts, reviewed, total_cost
+from casestudy.training import labelled_payments
+from casestudy.warehouse import generate_warehouse
 from tests.helpers import assert_fails_exactly, grade_variants
 
 
@@ -123,3 +125,10 @@ def test_a_typical_mistake_loses_exactly_its_points(graded_class, student):
     assert_fails_exactly(graded_class[student], exercise, must_fail)
     visible = {t.name for t in graded_class[student].tests if t.visible and t.score < t.max_score}
     assert visible, f"{student}: no visible test catches this mistake, so the self-check would pass it"
+
+
+def test_labelled_payments_come_in_a_fixed_order(tmp_path):
+    "Are the labelled payments the same rows in the same order on every call (a model fitted on them depends on it)?"
+    warehouse = generate_warehouse(tmp_path / "w", 20_000, seed=0)
+    first, second = (labelled_payments(warehouse, "2025-07-01").df() for _ in range(2))
+    assert first.equals(second) and first.transaction_id.is_monotonic_increasing
