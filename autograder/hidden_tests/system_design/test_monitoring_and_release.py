@@ -192,6 +192,7 @@ def test_a_crash_while_saving_keeps_the_last_state(learner, tmp_path):
     registry.promote("v1", GOOD_CANARY, SLO)
     with pytest.raises(OSError):
         learner.beside(promote_on_a_full_disk, registry, "v2", GOOD_CANARY, SLO)
+        pytest.fail("promote should let the OSError of a failed save propagate, after leaving registry.json as it was")
     try:
         json.loads((tmp_path / "registry.json").read_text())
     except ValueError:
