@@ -49,6 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     grade.add_argument("--workers", type=int, default=1, help="submissions graded at once (default 1)")
     grade.add_argument("--shard", default="1/1", help="grade only shard i of N of the submissions, e.g. 2/4 (default 1/1)")
     grade.add_argument("--force", action="store_true", help="regrade submissions that --out already holds results for")
+    grade.add_argument(
+        "--gradebook",
+        type=Path,
+        help="nbgrader's gradebook.db: the points people gave written answers in the formgrader join the results",
+    )
 
     report = commands.add_parser("report", help="one HTML page on a class graded with --out: where it struggles, who is stuck")
     report.add_argument("graded", type=Path, help="the --out folder of `grade` (shards merged)")
@@ -98,6 +103,7 @@ def _grade(args) -> int:
     from autograder.results import format_table, read_graded, score_changes, write_changes, write_csv, write_json
     from autograder.sandbox import Limits, missing_protections, private_tmp_available, protections
     from autograder.signing import load_key
+    from autograder.written import gradebook_scores
 
     if args.check_sandbox:
         print("\n".join(f"{'yes' if present else 'no '}  {name}" for name, present in protections().items()))
@@ -129,6 +135,7 @@ def _grade(args) -> int:
         device=args.device,
     )
     hidden_dir = hidden_tests_dir(args.hidden_tests)
+    people_scores = gradebook_scores(args.gradebook) if args.gradebook else None
     # Read before grading overwrites them: what a regrade changed is told below.
     previous = list(read_graded(args.out, load_key())[0].values()) if args.out and args.out.is_dir() else []
     # Told to the grading server too, which preloads what these tests import (preload.py);
@@ -142,6 +149,7 @@ def _grade(args) -> int:
             workers=args.workers,
             shard=parse_shard(args.shard),
             force=args.force,
+            people_scores=people_scores,
         )
     print(format_table(results))
     if changes := score_changes(previous, results):

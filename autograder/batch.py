@@ -30,6 +30,7 @@ from autograder.grade import Submission, discover, grade_submission
 from autograder.results import SubmissionResult, read_submission, write_submission
 from autograder.sandbox import Limits, code_folders, missing_protections
 from autograder.signing import ForgedResults, check_key_folder, load_key
+from autograder.written import WRITTEN_PARTS, apply_scores
 
 
 def parse_shard(text: str) -> tuple[int, int]:
@@ -66,7 +67,8 @@ def fingerprint(submission: Submission, hidden_dir: Path, limits: Limits) -> str
     settings = {k: v if isinstance(v, str) else float(v) for k, v in asdict(limits).items()}
     digest = hashlib.sha256(json.dumps([settings, missing_protections()], sort_keys=True).encode())
     digest.update(_grader_code())
-    tests = sorted((Path(hidden_dir) / submission.assignment).rglob("*.py"))
+    folder = Path(hidden_dir) / submission.assignment
+    tests = sorted([*folder.rglob("*.py"), *folder.glob(WRITTEN_PARTS)])
     for path in [*tests, *(submission.notebooks[name] for name in sorted(submission.notebooks))]:
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
@@ -80,8 +82,14 @@ def grade_class(
     workers: int = 1,
     shard: tuple[int, int] = (1, 1),
     force: bool = False,
+    people_scores: dict | None = None,
 ) -> list[SubmissionResult]:
-    """Grade every submission under ``path`` (this shard of them), ``workers`` at a time."""
+    """Grade every submission under ``path`` (this shard of them), ``workers`` at a time.
+
+    ``people_scores`` are the points people gave written answers (``written.gradebook_scores``):
+    applied to every result, fresh or reused, since they change without the notebook changing.
+    """
+    people_scores = people_scores or {}
     submissions = shard_of(discover(path), shard)
     missing = missing_protections()
     unsafe = f"graded without {'; '.join(missing)}" if missing else ""
@@ -93,17 +101,22 @@ def grade_class(
         if out is None:
             result, _ = _graded_or_failed(submission, hidden_dir, limits)
             result.not_safe_for_credit = unsafe
+            apply_scores(result, people_scores)
             return result
         folder = Path(out) / submission.student / submission.assignment
         inputs = fingerprint(submission, hidden_dir, limits)
         if not force:
             try:
                 if (earlier := read_submission(folder / "results.json", inputs, key)) is not None:
+                    if apply_scores(earlier, people_scores):
+                        write_feedback(earlier, folder / "feedback.html")
+                        write_submission(earlier, folder / "results.json", inputs, key)
                     return earlier
             except ForgedResults as e:
                 tqdm.write(f"warning: {folder / 'results.json'}: {e}; graded again", file=sys.stderr)
         result, graded = _graded_or_failed(submission, hidden_dir, limits)
         result.not_safe_for_credit = unsafe
+        apply_scores(result, people_scores)
         if not graded:
             return result  # nothing written: the next run tries this submission again
         # Feedback first: results.json is the mark of a finished submission.

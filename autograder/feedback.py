@@ -12,7 +12,7 @@ from html import escape
 from itertools import groupby
 from pathlib import Path
 
-from autograder.results import NOT_ATTEMPTED, PASSED, SubmissionResult, write_atomically
+from autograder.results import NOT_ATTEMPTED, PASSED, PENDING, SubmissionResult, write_atomically
 
 STYLE = """
 body { font: 15px/1.5 system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
@@ -45,8 +45,9 @@ def feedback_html(result: SubmissionResult) -> str:
             earned, possible = sum(t.score for t in part_tests), sum(t.max_score for t in part_tests)
             lines.append(f'<h3>{escape(part)} <span class="points">({earned:g} of {possible:g} points)</span></h3><ul>')
             for test in part_tests:
-                status = "passed" if test.status == PASSED else "todo" if test.status == NOT_ATTEMPTED else "failed"
-                why = f'<span class="why">{escape(test.output)}</span>' if test.output and test.status != PASSED else ""
+                status = "passed" if test.status == PASSED else "todo" if test.status in (NOT_ATTEMPTED, PENDING) else "failed"
+                shown = test.output and (test.status != PASSED or test.manual)  # a person's comment, even on full marks
+                why = f'<span class="why">{escape(test.output)}</span>' if shown else ""
                 lines.append(
                     f'<li class="{status}">{escape(test.name)} <span class="points">{test.score:g}/{test.max_score:g}</span>{why}</li>'
                 )

@@ -22,6 +22,7 @@ from autograder.pytest_plugin import shorten
 from autograder.results import GradedTest, SubmissionResult
 from autograder.runner import planned_tests, run_in_subprocess
 from autograder.sandbox import Limits
+from autograder.written import grade_written, written_parts
 
 NOT_SUBMITTED = "was not submitted"  # after the notebook's name, in a submission's messages
 
@@ -86,6 +87,7 @@ def grade_submission(
     for exercise in sorted(set(submission.notebooks) - set(expected)):
         if expected:
             result.messages.append(f"{exercise}.ipynb is not an exercise of {submission.assignment}; it was not graded")
+    written = written_parts(submission.assignment, hidden_dir)
     deadline = time.monotonic() + limits.submission_seconds
     for exercise in expected:
         notebook = submission.notebooks.get(exercise)
@@ -103,6 +105,8 @@ def grade_submission(
             tests, problems = _not_run(test_file, exercise, why), [why]
         result.messages += [f"{exercise}: {problem}" for problem in problems]
         result.tests.extend(tests)
+        # Read by the grader itself, not run: a written answer is text for a person.
+        result.tests.extend(grade_written(notebook, [part for part in written if part.notebook == exercise]))
     return result
 
 

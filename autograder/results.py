@@ -35,6 +35,7 @@ class GradedTest:
     output: str = ""  # why it failed, addressed to the learner
     visible: bool = False
     notebook: str = ""
+    manual: bool = False  # a written answer that people grade (written.py): its points are kept apart
 
     def to_gradescope(self) -> dict:
         return {
@@ -65,6 +66,27 @@ class SubmissionResult:
     @property
     def max_score(self) -> float:
         return round(sum(t.max_score for t in self.tests), 6)
+
+    @property
+    def automatic_score(self) -> float:
+        return round(sum(t.score for t in self.tests if not t.manual), 6)
+
+    @property
+    def automatic_max_score(self) -> float:
+        return round(sum(t.max_score for t in self.tests if not t.manual), 6)
+
+    @property
+    def manual_score(self) -> float:
+        return round(sum(t.score for t in self.tests if t.manual), 6)
+
+    @property
+    def manual_max_score(self) -> float:
+        return round(sum(t.max_score for t in self.tests if t.manual), 6)
+
+    @property
+    def pending(self) -> list[GradedTest]:
+        """The written answers that wait for a person's points."""
+        return [t for t in self.tests if t.status == PENDING]
 
     def part_scores(self) -> dict[tuple[str, str], float]:
         """Points per (notebook, part): what one nbgrader test cell would show."""
@@ -214,14 +236,32 @@ def write_changes(changes: list[ScoreChange], path: Path, when: str) -> None:
     write_atomically(Path(path), history + sheet.getvalue())
 
 
+# score is the total: the automatic points plus those people gave to written answers
+# (manual_score); manual_pending counts the written answers that still wait for a person.
+CSV_COLUMNS = [
+    "student",
+    "assignment",
+    "score",
+    "max_score",
+    "automatic_score",
+    "automatic_max_score",
+    "manual_score",
+    "manual_max_score",
+    "manual_pending",
+    "messages",
+    "safe_for_credit",
+]
+
+
 def write_csv(results: list[SubmissionResult], path: Path) -> None:
     """The class sheet: one row per learner and assignment."""
     sheet = io.StringIO(newline="")
     writer = csv.writer(sheet)
-    writer.writerow(["student", "assignment", "score", "max_score", "messages", "safe_for_credit"])
+    writer.writerow(CSV_COLUMNS)
     for r in results:
         safe = f"no: {r.not_safe_for_credit}" if r.not_safe_for_credit else "yes"
-        writer.writerow([r.student, r.assignment, r.score, r.max_score, " | ".join(r.messages), safe])
+        automatic, manual = [r.automatic_score, r.automatic_max_score], [r.manual_score, r.manual_max_score, len(r.pending)]
+        writer.writerow([r.student, r.assignment, r.score, r.max_score, *automatic, *manual, " | ".join(r.messages), safe])
     write_atomically(path, sheet.getvalue())
 
 
@@ -266,4 +306,10 @@ def format_table(results: list[SubmissionResult]) -> str:
     total = sum(r.score for r in results)
     possible = sum(r.max_score for r in results)
     lines.append(f"total: {total:g}/{possible:g} points over {len(results)} submission(s)")
+    if pending := [t for r in results for t in r.pending]:
+        automatic = sum(r.automatic_score for r in results), sum(r.automatic_max_score for r in results)
+        lines.append(
+            f"automatic points: {automatic[0]:g}/{automatic[1]:g}; {len(pending)} written answer(s) worth "
+            f"{sum(t.max_score for t in pending):g} points await grading by a person (nbgrader's formgrader; then --gradebook)"
+        )
     return "\n".join(lines)

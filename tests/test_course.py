@@ -9,26 +9,30 @@ import pytest
 
 from autograder.notebook import Exercise
 from autograder.paths import EXERCISES, HINTS, SOLUTIONS, exercises_of, hidden_test_file, hidden_tests_dir
+from autograder.written import written_parts
 from tests.helpers import CHAPTERS, hidden_test_points
 
 SOLUTION_NOTEBOOKS = sorted(SOLUTIONS.glob("*/*.ipynb"))
 HIDDEN = hidden_tests_dir()
 
 
-def graded_cells(path):
+def graded_cells(path, kind: str = "code"):
+    """Graded cells by part: code cells run the tests; Markdown ones are written answers that people grade."""
     nb = nbformat.read(path, as_version=4)
     return {
         c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"]["points"]
         for c in nb.cells
-        if c.metadata.get("nbgrader", {}).get("grade")
+        if c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == kind
     }
 
 
 @pytest.mark.parametrize("path", SOLUTION_NOTEBOOKS, ids=lambda p: p.stem)
 def test_cell_points_equal_hidden_test_points(path):
-    "Is each graded cell worth exactly the points of its part's hidden tests, so nbgrader and grade agree?"
+    "Is each graded cell worth exactly the points of its part's hidden tests (or its written part), so nbgrader and grade agree?"
     points, _ = hidden_test_points(HIDDEN / path.parent.name / f"test_{path.stem}.py")
     assert graded_cells(path) == points
+    written = {part.part: part.points for part in written_parts(path.parent.name, HIDDEN) if part.notebook == path.stem}
+    assert graded_cells(path, "markdown") == written
 
 
 @pytest.mark.parametrize("path", SOLUTION_NOTEBOOKS, ids=lambda p: p.stem)
@@ -47,7 +51,7 @@ def test_graded_cells_check_and_score_their_part(path):
     nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:
         meta = cell.metadata.get("nbgrader", {})
-        if meta.get("grade"):
+        if meta.get("grade") and cell.cell_type == "code":
             part = meta["grade_id"]
             assert meta.get("locked"), f"the test cell of {part} must be locked"
             assert cell.source.startswith(f'exercise.check("{part}")'), cell.source
@@ -121,6 +125,8 @@ def test_every_chapter_has_a_row_in_the_suites_table():
         assert sorted(chapter.exercises) == exercises_of(chapter.name, HIDDEN), chapter.name
         planned = sum(sum(hidden_test_points(hidden_test_file(chapter.name, e, HIDDEN))[0].values()) for e in chapter.exercises)
         assert planned == chapter.full_points, chapter.name
+        written = written_parts(chapter.name, HIDDEN)
+        assert sum(part.points for part in written) == chapter.written_points, chapter.name
         assert {part for _, part in chapter.partial_points} == {
             part for e in chapter.exercises for part in hidden_test_points(hidden_test_file(chapter.name, e, HIDDEN))[0]
-        }, chapter.name
+        } | {part.part for part in written}, chapter.name

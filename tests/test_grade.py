@@ -11,26 +11,29 @@ from autograder.__main__ import main
 from autograder.batch import grade_class
 from autograder.grade import discover
 from autograder.paths import SOLUTIONS, hidden_tests_dir
+from autograder.results import NOT_ATTEMPTED, PENDING
 from tests.helpers import CHAPTER, CHAPTERS, write
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda chapter: chapter.name)
 def test_solutions_earn_full_marks(chapter, graded):
-    "Does every graded part of every chapter earn full marks on the reference solution?"
+    "Does every graded part of every chapter earn full marks on the reference solution, its written answers pending?"
     result = graded["full", chapter.name]
-    failing = [f"{t.notebook}:{t.part}: {t.name}: {t.output}" for t in result.tests if t.score < t.max_score]
+    failing = [f"{t.notebook}:{t.part}: {t.name}: {t.output}" for t in result.tests if t.score < t.max_score and not t.manual]
     assert not failing, "\n".join(failing)
-    assert result.score == result.max_score == chapter.full_points and not result.messages
+    assert result.automatic_score == result.automatic_max_score == result.score == chapter.full_points and not result.messages
+    assert result.manual_max_score == chapter.written_points and all(t.status == PENDING for t in result.tests if t.manual)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=lambda chapter: chapter.name)
 def test_untouched_exercises_earn_zero(chapter, graded):
-    "Does every graded part earn zero on the untouched exercise, each test saying it is not attempted?"
+    "Does every graded part earn zero on the untouched exercise, each test (and written answer) saying it is not attempted?"
     result = graded["zero", chapter.name]
-    assert result.score == 0 and result.max_score == chapter.full_points
-    assert all(t.output == "not attempted yet" for t in result.tests)
+    assert result.score == 0 and result.max_score == chapter.full_points + chapter.written_points
+    assert all(t.status == NOT_ATTEMPTED for t in result.tests)
+    assert all(t.output == "not attempted yet" for t in result.tests if not t.manual)
 
 
 @pytest.mark.slow
@@ -47,7 +50,7 @@ def test_class_gets_full_zero_and_partial_points(every_chapter_course, graded, t
         for student, points in (("full", chapter.full_points), ("zero", 0), ("partial", sum(chapter.partial_points.values())))
     }
     assert {key: result["score"] for key, result in results.items()} == expected
-    assert all(results["full", c.name]["max_score"] == c.full_points for c in CHAPTERS)
+    assert all(results["full", c.name]["max_score"] == c.full_points + c.written_points for c in CHAPTERS)
     test = results["partial", CHAPTER]["tests"][0]
     assert set(test) == {"name", "score", "max_score", "output", "visibility", "status"}
     rows = list(csv.DictReader((tmp_path / "c.csv").read_text().splitlines()))

@@ -4,9 +4,15 @@ Both graders grade one class (every chapter's full, untouched and partial learne
 built by ``tests/helpers.py``) once per session; each chapter is then compared here.
 """
 
-import pytest
+import csv
+import json
+import shutil
 
-from tests.helpers import CHAPTERS
+import pytest
+from nbgrader.api import Gradebook
+
+from autograder.__main__ import main
+from tests.helpers import BY_NAME, CHAPTERS
 
 pytestmark = pytest.mark.slow
 
@@ -19,3 +25,32 @@ def test_autograde_and_grade_agree(chapter, graded, nbgrader_points):
     assert graded["partial", chapter.name].part_scores() == chapter.partial_points
     assert graded["full", chapter.name].score == chapter.full_points
     assert graded["zero", chapter.name].score == 0
+
+
+def test_points_people_give_in_nbgrader_reach_the_results_and_the_class_sheet(every_chapter_course, graded, tmp_path):
+    "Given nbgrader's gradebook with a person's points for a design document, do results.json and the CSV hold them?"
+    design = BY_NAME["system_design"]
+    gradebook, out, sheet = tmp_path / "gradebook.db", tmp_path / "graded", tmp_path / "grades.csv"
+    shutil.copy(every_chapter_course / "gradebook.db", gradebook)  # autograded once by nbgrader_points
+    shutil.copytree(every_chapter_course / "graded", out)  # reused: nothing is graded again
+    with Gradebook(f"sqlite:///{gradebook}") as book:
+        grade = book.find_grade("design_document", "online_features", design.name, "full")
+        grade.manual_score = 3.0
+        book.find_comment("design_document", "online_features", design.name, "full").manual_comment = "No feedback loop."
+        book.db.commit()
+    learner = every_chapter_course / "submitted" / "full" / design.name
+    args = ["grade", str(learner), "--out", str(out), "--gradebook", str(gradebook), "--csv", str(sheet)]
+    assert main(args) == 0
+
+    stored = json.loads((out / "full" / design.name / "results.json").read_text())
+    (test,) = [t for t in stored["extra_data"]["tests"] if t["manual"]]
+    assert (test["score"], test["output"]) == (3.0, "graded by a person: 3 of 4. No feedback loop.")
+    (row,) = csv.DictReader(sheet.read_text().splitlines())
+    automatic = design.full_points
+    assert {k: float(row[k]) for k in ("score", "automatic_score", "manual_score", "manual_max_score", "manual_pending")} == {
+        "score": automatic + 3,
+        "automatic_score": automatic,
+        "manual_score": 3.0,
+        "manual_max_score": design.written_points,
+        "manual_pending": 0.0,
+    }

@@ -109,6 +109,36 @@ MISTAKES = {
         [("if self.path.exists():", "if False:")],
         ["Keeps versions, stages and history", "A save that fails halfway"],
     ),
+    "online_counts_the_same_moment": (
+        "online_features",
+        "online_velocity",
+        [("before = [(t, a) for t, a in recent if t < ts]", "before = [(t, a) for t, a in recent if t <= ts]")],
+        ["A card's first payment has no history", "On generated streams of three cards", "On generated streams (ties"],
+    ),
+    "online_hour_without_its_start": (
+        "online_features",
+        "online_velocity",
+        [("last_hour = [a for t, a in before if t >= ts - HOUR]", "last_hour = [a for t, a in before if t > ts - HOUR]")],
+        ["A payment exactly one hour before counts", "On generated streams of three cards"],
+    ),
+    "online_forgets_a_day_early": (
+        "online_features",
+        "online_velocity",
+        [("while recent and recent[0][0] < ts - MONTH:", "while recent and recent[0][0] <= ts - MONTH:")],
+        ["The 30-day count and mean", "On generated streams (ties"],
+    ),
+    "skew_by_row_position": (
+        "online_features",
+        "feature_skew",
+        [
+            (
+                'both = batch.merge(online, on="transaction_id", suffixes=("_batch", "_online")).sort_values("transaction_id")',
+                'both = pd.concat([batch.add_suffix("_batch").rename(columns={"transaction_id_batch": "transaction_id"}), '
+                'online.drop(columns="transaction_id").add_suffix("_online")], axis=1)',
+            )
+        ],
+        ["Counts the share of payments that differ", "Raises ValueError when the payments differ"],
+    ),
 }
 
 
