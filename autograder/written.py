@@ -74,9 +74,7 @@ def grade_written(notebook: Path | None, parts: list[WrittenPart]) -> list[Grade
 
 def _verdict(part: WrittenPart, problem: str, answer: str | None) -> GradedTest:
     def test(status: str, output: str) -> GradedTest:
-        return GradedTest(
-            part.part, part.name, 0.0, part.points, status, output, notebook=part.notebook, manual=True
-        )
+        return GradedTest(part.part, part.name, 0.0, part.points, status, output, notebook=part.notebook, manual=True)
 
     if problem:
         return test(NOT_ATTEMPTED, f"no written answer to grade: {problem}")
