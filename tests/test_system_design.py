@@ -75,7 +75,7 @@ MISTAKES = {
         "monitoring_and_release",
         "psi",
         [("np.maximum(np.bincount(", "(np.bincount("), (", 1e-4)\n        for x in", ")\n        for x in")],
-        ["Floors each share at 1e-4", "Merges equal quantile edges"],
+        ["Gives 0 for a sample against itself", "Floors each share at 1e-4", "Merges equal quantile edges"],
     ),
     "psi_bins_of_both_samples": (
         "monitoring_and_release",
@@ -108,6 +108,18 @@ MISTAKES = {
         "model_registry",
         [("if self.path.exists():", "if False:")],
         ["Keeps versions, stages and history", "A save that fails halfway"],
+    ),
+    "psi_edges_to_the_bin_below": (
+        "monitoring_and_release",
+        "psi",
+        [('side="right"', 'side="left"')],
+        ["Gives 0 for a sample against itself", "Merges equal quantile edges"],
+    ),
+    "psi_ignores_bins": (
+        "monitoring_and_release",
+        "psi",
+        [("np.arange(1, bins) / bins", "np.arange(1, 10) / 10")],
+        ["Gives 0 for a sample against itself", "Merges equal quantile edges"],
     ),
     "online_counts_the_same_moment": (
         "online_features",

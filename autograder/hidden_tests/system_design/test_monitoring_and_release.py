@@ -38,7 +38,7 @@ def psi_of(learner, expected, actual, bins=10) -> float:
 
 @pytest.mark.graded("psi", points=1, visible=True)
 def test_the_same_sample_is_stable_and_a_shift_is_not(learner):
-    "Gives 0 for a sample against itself, and the PSI of the formula for a shifted one (decile bins of expected)."
+    "Gives 0 for a sample against itself, the formula's PSI for a shifted one, and honours `bins` and values on an edge."
     rng = np.random.default_rng(1)
     expected = rng.normal(0, 1, 5_000)
     same = psi_of(learner, expected, expected)
@@ -47,6 +47,12 @@ def test_the_same_sample_is_stable_and_a_shift_is_not(learner):
     want, got = reference_psi(expected, shifted), psi_of(learner, expected, shifted)
     assert math.isclose(got, want, rel_tol=1e-6), (
         f"a shift by half a standard deviation: with decile edges of expected, PSI = {want:.4f}; got {got:.4f}"
+    )
+    expected, on_edges = np.arange(0.0, 101.0), np.repeat([25.0, 50.0, 80.0], [30, 30, 40])
+    want, got = reference_psi(expected, on_edges, bins=4), psi_of(learner, expected, on_edges, bins=4)
+    assert math.isclose(got, want, rel_tol=1e-6), (
+        f"with bins=4, the edges of 0, 1, ..., 100 are 25, 50 and 75, and a value equal to an edge goes to the bin above "
+        f'it (side="right"): PSI = {want:.4f}; got {got:.4f}'
     )
 
 
@@ -224,8 +230,19 @@ def test_rollback_goes_back_one_release_at_a_time(learner, tmp_path):
 
 @pytest.mark.graded("model_registry", points=1)
 def test_unknown_and_repeated_versions_are_refused(learner, tmp_path):
-    "Refuses to register a version twice (ValueError) and to promote or stage an unknown one (KeyError)."
-    registry = registry_with(learner, tmp_path, versions=("v1",))
+    "Refuses a repeated version, an unknown one, a canary without a measurement and promoting the version that serves."
+    registry = registry_with(learner, tmp_path, versions=("v1", "v2"))
+    with pytest.raises(ValueError) as refused:
+        registry.promote("v1", {"error_rate": 0.001}, SLO)
+        pytest.fail("a canary with no p99_ms did not show that it met the p99 objective: promote should raise ValueError")
+    assert "p99_ms" in str(refused.value), f"the refusal should name the metric the canary lacks, p99_ms: {refused.value}"
+    registry.promote("v1", GOOD_CANARY, SLO)
+    with pytest.raises(ValueError):
+        registry.promote("v1", GOOD_CANARY, SLO)
+        pytest.fail("v1 is in production already: promoting it again should raise ValueError")
+    registry.promote("v2", GOOD_CANARY, SLO)
+    registry.promote("v1", GOOD_CANARY, SLO)  # an archived version may be promoted again
+    assert registry.rollback() == "v2", "after v1, v2 and v1 again, a rollback returns to v2"
     with pytest.raises(ValueError):
         registry.register("v1", {})
         pytest.fail("registering v1 a second time should raise ValueError")
