@@ -103,6 +103,22 @@ MISTAKES = {
         ],
         ["A save that fails halfway"],
     ),
+    "registry_writes_in_place_with_os_write": (
+        "monitoring_and_release",
+        "model_registry",
+        [
+            (
+                'handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".registry-")\n'
+                '        with os.fdopen(handle, "w") as f:\n'
+                "            f.write(text)\n"
+                "        os.replace(temporary, self.path)",
+                "handle = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC)\n"
+                "        os.write(handle, text.encode())\n"
+                "        os.close(handle)",
+            )
+        ],
+        ["A save that fails halfway"],
+    ),
     "registry_forgets_on_restart": (
         "monitoring_and_release",
         "model_registry",

@@ -32,8 +32,23 @@ class _HalfWrites:
 
 @contextlib.contextmanager
 def _full_disk():
-    """Every file opened for writing (by open, io.open, os.fdopen, pathlib, json.dump) fills the disk halfway."""
+    """Every file opened for writing fills the disk halfway: through open, io.open, os.fdopen, pathlib and
+    json.dump, and through os.write on a descriptor that os.open (tempfile.mkstemp among its callers) opened to write."""
     real_open, real_fdopen, real_dump = io.open, os.fdopen, json.dump
+    real_os_open, real_os_write = os.open, os.write
+    writable: set[int] = set()
+
+    def os_open(path, flags, *args, **kwargs):
+        descriptor = real_os_open(path, flags, *args, **kwargs)
+        if flags & (os.O_WRONLY | os.O_RDWR):
+            writable.add(descriptor)
+        return descriptor
+
+    def os_write(descriptor, data):
+        if descriptor not in writable:
+            return real_os_write(descriptor, data)
+        real_os_write(descriptor, bytes(data)[: len(data) // 2])
+        raise OSError(28, "No space left on device")
 
     def opening(real):
         def open_(file, mode="r", *args, **kwargs):
@@ -47,11 +62,13 @@ def _full_disk():
 
     builtins.open = io.open = opening(real_open)
     os.fdopen = opening(real_fdopen)
+    os.open, os.write = os_open, os_write
     json.dump = dump
     try:
         yield
     finally:
         builtins.open, io.open, os.fdopen, json.dump = real_open, real_open, real_fdopen, real_dump
+        os.open, os.write = real_os_open, real_os_write
 
 
 def promote_on_a_full_disk(registry, version: str, canary: dict, slo: dict) -> None:
