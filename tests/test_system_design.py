@@ -153,7 +153,18 @@ MISTAKES = {
         "online_features",
         "online_velocity",
         [("while recent and recent[0][0] < ts - MONTH:", "while recent and recent[0][0] <= ts - MONTH:")],
-        ["The 30-day count and mean", "On generated streams (ties"],
+        ["The 30-day count and mean", "After a year of daily payments", "On generated streams (ties"],
+    ),
+    "skew_missing_on_both_sides_differs": (
+        "online_features",
+        "feature_skew",
+        [
+            (
+                "differs = one_missing | ((gap > 0) & ~np.isclose(b, o, rtol=rtol, atol=0))",
+                "differs = ~np.isclose(b, o, rtol=rtol, atol=0)",
+            )
+        ],
+        ["Counts the share of payments that differ", "Missing on both sides is equal"],
     ),
     "skew_by_row_position": (
         "online_features",

@@ -81,7 +81,7 @@ def observed(learner, stream) -> list[dict]:
 def same(want, got) -> bool:
     if want is None or got is None:
         return want is None and got is None
-    return isinstance(got, int | float) and math.isclose(float(got), float(want), rel_tol=1e-9, abs_tol=1e-9)
+    return math.isclose(float(got), float(want), rel_tol=1e-9, abs_tol=1e-9)
 
 
 def describe(stream) -> str:
@@ -93,6 +93,11 @@ def assert_features(learner, stream, names, case: str) -> None:
     for i, (values, (transaction, card, ts, _)) in enumerate(zip(observed(learner, stream), stream, strict=True)):
         for name in names:
             assert name in values, f"{case}: observe returned no {name!r} (it returned the keys {sorted(values)})"
+            wanted = int if name.startswith("n_") else float
+            assert values[name] is None or (isinstance(values[name], wanted) and not isinstance(values[name], bool)), (
+                f"{case}: observe returned {name} as a {type_name(values[name])}; return a Python {wanted.__name__} "
+                f"({wanted.__name__}(...) turns a NumPy number into one)"
+            )
             assert same(want[transaction][name], values[name]), (
                 f"{case}: for payment {i + 1} of the stream [{describe(stream)}] (card {card} at {ts:%H:%M:%S.%f} "
                 f"on {ts:%Y-%m-%d}), {name} = {values[name]!r}, but the SQL gives {want[transaction][name]!r}"
@@ -132,12 +137,15 @@ def test_velocity_equals_the_sql_on_generated_streams(learner, stream):
 
 @pytest.mark.graded("online_velocity", points=1)
 def test_a_payment_older_than_the_cards_last_is_refused(learner):
-    "A payment that arrives after a later one of the same card raises ValueError (other cards are not affected)."
+    "A payment that arrives after a later one of the same card raises ValueError and changes nothing; other cards' clocks differ."
     online = learner.OnlineFeatures()
     online.observe(7, START, 10.0)
     online.observe(8, START - datetime.timedelta(hours=2), 10.0)  # another card's clock: fine
     with pytest.raises(ValueError):
         online.observe(7, START - datetime.timedelta(seconds=1), 10.0)
+        pytest.fail("card 7 paid at 09:00:00; a payment of card 7 at 08:59:59 that arrives after it should raise ValueError")
+    after = online.observe(7, START + datetime.timedelta(minutes=1), 10.0)["n_prev_1h"]
+    assert after == 1, f"the refused payment should leave the state unchanged: one payment in the hour before, not {after}"
 
 
 # --- Part 2: online_history ------------------------------------------------------------------------
@@ -158,15 +166,18 @@ def test_the_thirty_days_before(learner):
 
 @pytest.mark.graded("online_history", points=1, visible=True)
 def test_the_state_forgets_what_no_window_needs(learner):
-    "After a year of daily payments of one card, the state holds at most the last 30 days (31 payments)."
+    "After a year of daily payments of two cards and one of a third, holds each card's last 30 days: 31 + 31 + 1."
     online = learner.OnlineFeatures()
+    online.observe(9, START, 10.0)
     for day in range(365):
-        online.observe(7, START + datetime.timedelta(days=day), 10.0)
+        for card in (7, 8):
+            online.observe(card, START + datetime.timedelta(days=day), 10.0)
     held = online.remembered()
     assert isinstance(held, int), f"remembered should return an int, but returned a {type_name(held)}"
-    assert held <= 31, (
-        f"after 365 daily payments the state holds {held} payments: those older than 30 days are never needed again, "
-        "and a service that keeps them runs out of memory"
+    assert held == 63, (
+        f"the state holds {held} payments, where it needs 63: for cards 7 and 8, the 31 payments of the last 30 days "
+        "(one exactly 30 days before the newest still counts); for card 9, its one payment. Older payments are never "
+        "in a window again, and a service that keeps them runs out of memory"
     )
 
 
@@ -198,8 +209,9 @@ def is_none(value) -> bool:
 @pytest.mark.graded("feature_skew", points=1, visible=True)
 def test_rates_differences_and_the_worst_payment(learner):
     "Counts the share of payments that differ, the largest difference and its payment, matched by id (not by row)."
-    batch = pd.DataFrame({"transaction_id": [1, 2, 3, 4], "n_prev_1h": [0, 1, 2, 0], "avg": [10.0, 20.0, 30.0, 40.0]})
-    online = pd.DataFrame({"transaction_id": [4, 3, 2, 1], "n_prev_1h": [0, 3, 1, 0], "avg": [40.0, 30.0, 20.0, 10.0]})
+    # avg is missing on both sides for payment 1, as for a card's first payment: equal, not a mismatch.
+    batch = pd.DataFrame({"transaction_id": [1, 2, 3, 4], "n_prev_1h": [0, 1, 2, 0], "avg": [None, 20.0, 30.0, 40.0]})
+    online = pd.DataFrame({"transaction_id": [4, 3, 2, 1], "n_prev_1h": [0, 3, 1, 0], "avg": [40.0, 30.0, 20.0, None]})
     report = skew_of(learner, batch, online)
     assert math.isclose(report.loc["n_prev_1h", "mismatch_rate"], 0.25), (
         f"one payment of four differs in n_prev_1h (transaction 3: 2 against 3); mismatch_rate = "
@@ -207,7 +219,9 @@ def test_rates_differences_and_the_worst_payment(learner):
     )
     assert math.isclose(report.loc["n_prev_1h", "max_abs_diff"], 1.0), "n_prev_1h's largest difference is 1"
     assert report.loc["n_prev_1h", "worst_transaction"] == 3, "n_prev_1h's worst payment is transaction 3"
-    assert report.loc["avg", "mismatch_rate"] == 0 and report.loc["avg", "max_abs_diff"] == 0, "avg never differs"
+    assert report.loc["avg", "mismatch_rate"] == 0 and report.loc["avg", "max_abs_diff"] == 0, (
+        "avg never differs: missing on both sides (payment 1) is equal"
+    )
     assert is_none(report.loc["avg", "worst_transaction"]), "with no mismatch, worst_transaction is None"
 
 
@@ -229,12 +243,17 @@ def test_missing_values_and_the_tolerance(learner):
 
 @pytest.mark.graded("feature_skew", points=1)
 def test_tables_that_cannot_be_compared_are_refused(learner):
-    "Raises ValueError when the payments differ or online lacks a feature; ties for the worst keep the smallest id."
+    "Raises ValueError when the payments differ, repeat or online lacks a feature; ties for the worst keep the smallest id."
     batch = pd.DataFrame({"transaction_id": [1, 2, 3], "n": [0, 0, 0]})
     with pytest.raises(ValueError):
+        learner.feature_skew(batch, pd.DataFrame({"transaction_id": [1, 2, 3, 3], "n": [0, 0, 0, 0]}), 1e-9)
+        pytest.fail("online holds payment 3 twice (an at-least-once log): feature_skew should raise ValueError")
+    with pytest.raises(ValueError):
         learner.feature_skew(batch, pd.DataFrame({"transaction_id": [1, 2, 4], "n": [0, 0, 0]}), 1e-9)
+        pytest.fail("payment 3 is only in batch and 4 only online: feature_skew should raise ValueError")
     with pytest.raises(ValueError):
         learner.feature_skew(batch, pd.DataFrame({"transaction_id": [1, 2, 3], "m": [0, 0, 0]}), 1e-9)
+        pytest.fail("online has no column n, a feature of batch: feature_skew should raise ValueError")
     report = skew_of(learner, batch, pd.DataFrame({"transaction_id": [3, 2, 1], "n": [1, 1, 0]}))
     assert report.loc["n", "worst_transaction"] == 2, "payments 2 and 3 differ by 1 each: the smallest id, 2, is the worst"
     assert np.isclose(report.loc["n", "mismatch_rate"], 2 / 3), "two payments of three differ"
