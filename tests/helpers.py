@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+import pytest
 
 from autograder.batch import grade_class
 from autograder.feedback import write_feedback
@@ -137,6 +138,18 @@ def partial_decisions() -> nbformat.NotebookNode:
     return partial
 
 
+def partial_config_and_registry() -> nbformat.NotebookNode:
+    """Three parts answered, one with a typical mistake: an override reads any text as true for a bool."""
+    partial = with_reference_answers("config_and_registry", ("load_config", "apply_override", "registry"), "structured_code")
+    override = answer_cell(partial, "apply_override_answer")
+    override.source = override.source.replace(
+        'if kind is bool:\n            if text.lower() not in ("true", "false"):\n                raise ValueError(text)\n'
+        '            value = text.lower() == "true"\n        else:\n            value = kind(text)',
+        "value = kind(text)",
+    )
+    return partial
+
+
 @dataclass(frozen=True)
 class Chapter:
     """A graded chapter as the suite grades it: adding a chapter to the course is one row of CHAPTERS."""
@@ -232,6 +245,19 @@ CHAPTERS = [
         },
         written_points=4,
     ),
+    Chapter(
+        "structured_code",
+        ("config_and_registry",),
+        12,
+        "config_and_registry",
+        partial_config_and_registry,
+        {
+            ("config_and_registry", "load_config"): 3.0,
+            ("config_and_registry", "apply_override"): 1.0,
+            ("config_and_registry", "registry"): 3.0,
+            ("config_and_registry", "compare_runs"): 0.0,
+        },
+    ),
 ]
 BY_NAME = {chapter.name: chapter for chapter in CHAPTERS}
 
@@ -265,6 +291,35 @@ def grade_variants(submitted: Path, chapter: str, variants: dict) -> dict[str, S
             cell.source = cell.source.replace(old, new)
         write(nb, submitted / student / chapter / f"{exercise}.ipynb")
     return {result.student: result for result in grade_class(submitted, hidden_tests_dir(), workers=2)}
+
+
+def typical_mistakes_tests(chapter: str, mistakes: dict, caught_by_self_check: bool = True):
+    """A chapter's typical mistakes as tests: a fixture that grades them all in one batch, and the test of each.
+
+    ``mistakes`` maps a learner's name to ``(exercise, part, [(old, new), ...], must_fail)``:
+    each loses exactly the points of the tests ``must_fail`` names and, with
+    ``caught_by_self_check``, a visible test catches it, so that the learner's
+    self-check does not pass it. Bind both in the chapter's test module::
+
+        graded_mistakes, test_a_typical_mistake_loses_exactly_its_points = typical_mistakes_tests(CHAPTER, MISTAKES)
+    """
+
+    @pytest.fixture(scope="module")
+    def graded_mistakes(tmp_path_factory):
+        """Every mistake, graded in one batch (the reference and untouched exercises: tests/test_grade.py)."""
+        return grade_variants(tmp_path_factory.mktemp("submitted"), chapter, mistakes)
+
+    @pytest.mark.slow
+    @pytest.mark.parametrize("student", mistakes)
+    def test_a_typical_mistake_loses_exactly_its_points(graded_mistakes, student):
+        exercise, _, _, must_fail = mistakes[student]
+        result = graded_mistakes[student]
+        assert_fails_exactly(result, exercise, must_fail)
+        if caught_by_self_check:
+            visible = [t.name for t in result.tests if t.visible and t.score < t.max_score]
+            assert visible, f"{student}: no visible test catches this mistake, so the self-check would pass it"
+
+    return graded_mistakes, test_a_typical_mistake_loses_exactly_its_points
 
 
 def assert_fails_exactly(result, exercise: str, must_fail: list[str]) -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from autograder.batch import grade_class
 from autograder.paths import SOLUTIONS, hidden_tests_dir
-from tests.helpers import assert_fails_exactly, grade_variants
+from tests.helpers import typical_mistakes_tests
 
 CHAPTER = "gpu_training"
 
@@ -132,16 +132,9 @@ VARIANTS = {
 }
 
 
-@pytest.fixture(scope="module")
-def graded_variants(tmp_path_factory):
-    return grade_variants(tmp_path_factory.mktemp("submitted"), CHAPTER, VARIANTS)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("student", VARIANTS)
-def test_each_variant_loses_exactly_its_points(graded_variants, student):
-    exercise, _, _, must_fail = VARIANTS[student]
-    assert_fails_exactly(graded_variants[student], exercise, must_fail)
+graded_mistakes, test_a_typical_mistake_loses_exactly_its_points = typical_mistakes_tests(
+    CHAPTER, VARIANTS, caught_by_self_check=False
+)
 
 
 @pytest.mark.slow

@@ -36,7 +36,7 @@ from casestudy.serving import (
     load_bundle,
     save_bundle,
 )
-from tests.helpers import assert_fails_exactly, grade_variants
+from tests.helpers import typical_mistakes_tests
 
 CHAPTER = "serving"
 
@@ -197,17 +197,9 @@ MISTAKES = {
 }
 
 
-@pytest.fixture(scope="module")
-def graded_class(tmp_path_factory):
-    """Every mistake, graded in one batch (the reference and untouched exercises: tests/test_grade.py)."""
-    return grade_variants(tmp_path_factory.mktemp("submitted"), CHAPTER, MISTAKES)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("student", MISTAKES)
-def test_a_typical_mistake_loses_exactly_its_points(graded_class, student):
-    exercise, _, _, must_fail = MISTAKES[student]
-    assert_fails_exactly(graded_class[student], exercise, must_fail)
+graded_mistakes, test_a_typical_mistake_loses_exactly_its_points = typical_mistakes_tests(
+    CHAPTER, MISTAKES, caught_by_self_check=False
+)
 
 
 # --- The reference service under bad input --------------------------------------------------------

@@ -1,12 +1,11 @@
 """The system-design chapter's given code: the business's costs, the labelled payments, drift in the data."""
 
 import numpy as np
-import pytest
 
 from casestudy.costs import FraudCosts, reviewed, total_cost
 from casestudy.training import labelled_payments
 from casestudy.warehouse import generate_warehouse
-from tests.helpers import assert_fails_exactly, grade_variants
+from tests.helpers import typical_mistakes_tests
 
 
 def test_analysts_review_the_highest_flagged_scores_of_each_day_up_to_their_capacity():
@@ -181,19 +180,7 @@ MISTAKES = {
 }
 
 
-@pytest.fixture(scope="module")
-def graded_class(tmp_path_factory):
-    """Every mistake, graded in one batch (the reference and untouched exercises: tests/test_grade.py)."""
-    return grade_variants(tmp_path_factory.mktemp("submitted"), CHAPTER, MISTAKES)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("student", MISTAKES)
-def test_a_typical_mistake_loses_exactly_its_points(graded_class, student):
-    exercise, _, _, must_fail = MISTAKES[student]
-    assert_fails_exactly(graded_class[student], exercise, must_fail)
-    visible = {t.name for t in graded_class[student].tests if t.visible and t.score < t.max_score}
-    assert visible, f"{student}: no visible test catches this mistake, so the self-check would pass it"
+graded_mistakes, test_a_typical_mistake_loses_exactly_its_points = typical_mistakes_tests(CHAPTER, MISTAKES)
 
 
 def test_labelled_payments_come_in_a_fixed_order(tmp_path):
