@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import textwrap
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,3 +77,60 @@ def run_pytest(
         )
     }
     return PytestRun(result.returncode, counts)
+
+
+def write_files(root: str | Path, files: Mapping[str, str]) -> None:
+    """Write a lesson's small project: each file's text, dedented, under ``root``."""
+    for name, text in files.items():
+        path = Path(root) / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip())
+
+
+def run_shell(
+    line: str,
+    cwd: str | Path,
+    expect: int = 0,
+    env: Mapping[str, str] | None = None,
+    streams: bool = False,
+    root: str | Path | None = None,
+) -> subprocess.CompletedProcess:
+    """Run ``line`` with bash in ``cwd`` as a terminal would; show its output; check its exit code.
+
+    ``python`` is the page's Python. The output is shown as a terminal shows it,
+    interleaved, or with ``streams`` as standard output and standard error apart. With
+    ``root`` (the page's temporary folder), the prompt shows ``cwd`` relative to it and
+    the output shows the folder as ``demo``. Raises AssertionError unless the exit code
+    is ``expect``: the page says how the command ends.
+    """
+    cwd = Path(cwd)
+    environment = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        # Unbuffered, so that prints and log lines keep the order in which they happened.
+        "PYTHONUNBUFFERED": "1",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "COLUMNS": "90",  # argparse wraps its help to the terminal's width
+        **(env or {}),
+    }
+    result = subprocess.run(
+        ["bash", "-c", line],
+        cwd=cwd,
+        env=environment,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE if streams else subprocess.STDOUT,
+    )
+    where = f"[{cwd.relative_to(root).as_posix()}]" if root else ""
+    print(f"{where}$ {line}")
+    shown = {"": result.stdout}
+    if streams:
+        shown = {"standard output:\n": result.stdout, "standard error:\n": result.stderr}
+    for heading, text in shown.items():
+        print(heading + (text.rstrip().replace(str(root), "demo") if root else text.rstrip()))
+    print(f"(exit code {result.returncode})\n")
+    if result.returncode != expect:
+        raise AssertionError(
+            f"`{line}` in {cwd} exited with {result.returncode}, but the page says {expect}"
+        )
+    return result
