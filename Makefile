@@ -49,21 +49,14 @@ lint: install
 check: lint
 	$(PYTHON) -m pytest -m "not slow and not browser"
 
-# The book build executes every lesson, one kernel at a time: about one core for ten
-# minutes. So it runs beside the tests (CI has two cores), its log kept in a file and
-# shown if it fails. The browser tests drive Chromium through the site it made (and
+# The browser tests drive Chromium through the site that the book build just made (and
 # through a class report), so they come last; they need Debian's chromium and
 # chromium-driver (README).
 test: lint
 	$(PYTHON) -m autograder release --check
-	mkdir -p _build
-	$(BUILD_BOOK) > _build/book.log 2>&1 & book=$$!; \
-	trap 'kill $$book 2>/dev/null' INT TERM; \
-	failed=0; \
-	$(PYTHON) -m pytest || failed=1; \
-	$(PYTHON) -m pytest --nbval-lax -p no:cacheprovider -W default solutions/ || failed=1; \
-	if wait $$book; then echo "book built: _build/html/index.html"; else tail -n 80 _build/book.log; failed=1; fi; \
-	exit $$failed
+	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest --nbval-lax -p no:cacheprovider -W default solutions/
+	$(BUILD_BOOK)
 	$(PYTHON) -m pytest -m browser tests/test_book_in_browser.py tests/test_report_in_browser.py
 
 clean:
