@@ -128,7 +128,7 @@ def test_booleans_numbers_and_spaces(learner):
     "Accepts true/false in any case and spaces around the parts; refuses 'yes' for a bool and '2.5' for an int."
     base = learner.RunConfig()
     assert learner.apply_override(base, " model.hidden = 16 ").model.hidden == 16, "spaces around the parts are fine"
-    assert learner.apply_override(base, "train.deterministic=FALSE").train.deterministic is False
+    assert learner.apply_override(base, "train.deterministic=FALSE").train.deterministic is False, "FALSE is false"
     refused(learner.apply_override, base, "train.deterministic=yes")
     refused(learner.apply_override, base, "train.epochs=2.5")
 
