@@ -138,18 +138,6 @@ def partial_decisions() -> nbformat.NotebookNode:
     return partial
 
 
-def partial_config_and_registry() -> nbformat.NotebookNode:
-    """Three parts answered, one with a typical mistake: an override reads any text as true for a bool."""
-    partial = with_reference_answers("config_and_registry", ("load_config", "apply_override", "registry"), "structured_code")
-    override = answer_cell(partial, "apply_override_answer")
-    override.source = override.source.replace(
-        'if kind is bool:\n            if text.lower() not in ("true", "false"):\n                raise ValueError(text)\n'
-        '            value = text.lower() == "true"\n        else:\n            value = kind(text)',
-        "value = kind(text)",
-    )
-    return partial
-
-
 @dataclass(frozen=True)
 class Chapter:
     """A graded chapter as the suite grades it: adding a chapter to the course is one row of CHAPTERS."""
@@ -244,19 +232,6 @@ CHAPTERS = [
             ("online_features", "design_document"): 0.0,
         },
         written_points=4,
-    ),
-    Chapter(
-        "structured_code",
-        ("config_and_registry",),
-        12,
-        "config_and_registry",
-        partial_config_and_registry,
-        {
-            ("config_and_registry", "load_config"): 3.0,
-            ("config_and_registry", "apply_override"): 1.0,
-            ("config_and_registry", "registry"): 3.0,
-            ("config_and_registry", "compare_runs"): 0.0,
-        },
     ),
 ]
 BY_NAME = {chapter.name: chapter for chapter in CHAPTERS}
