@@ -18,7 +18,7 @@ LINT_WORKFLOWS := $(BIN)/check-jsonschema --builtin-schema vendor.github-workflo
 help:
 	@echo "make book     create .venv, install, build the book and print the page to open"
 	@echo "make check    lint and the tests not marked slow: a developer's answer in under three minutes"
-	@echo "make test     lint, release check, every test, nbval on solutions/, book build, browser test"
+	@echo "make test     lint, release check, every test (the solutions run under nbgrader), book build, browser test"
 	@echo "make lab      JupyterLab on exercises/"
 	@echo "make release  regenerate exercises/ from solutions/ after editing a solution"
 
@@ -49,13 +49,15 @@ lint: install
 check: lint
 	$(PYTHON) -m pytest -m "not slow and not browser"
 
+# Every solution notebook already runs top to bottom inside pytest, when nbgrader
+# autogrades the full learner (tests/test_nbgrader_bridge.py checks its cells for
+# errors, as `pytest --nbval-lax solutions/` would): nbval would run them all again.
 # The browser tests drive Chromium through the site that the book build just made (and
 # through a class report), so they come last; they need Debian's chromium and
 # chromium-driver (README).
 test: lint
 	$(PYTHON) -m autograder release --check
 	$(PYTHON) -m pytest
-	$(PYTHON) -m pytest --nbval-lax -p no:cacheprovider -W default solutions/
 	$(BUILD_BOOK)
 	$(PYTHON) -m pytest -m browser tests/test_book_in_browser.py tests/test_report_in_browser.py
 

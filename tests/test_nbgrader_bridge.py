@@ -8,10 +8,12 @@ import csv
 import json
 import shutil
 
+import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
 from autograder.__main__ import main
+from autograder.paths import SOLUTIONS
 from tests.helpers import BY_NAME, CHAPTERS
 
 pytestmark = pytest.mark.slow
@@ -54,3 +56,20 @@ def test_points_people_give_in_nbgrader_reach_the_results_and_the_class_sheet(ev
         "manual_max_score": design.written_points,
         "manual_pending": 0.0,
     }
+
+
+def test_every_solution_runs_top_to_bottom_under_nbgrader(every_chapter_course, nbgrader_points):
+    "Did every cell of every reference solution run without an error when nbgrader autograded the full learner?"
+    # The full learner hands in the solutions, and nbgrader runs every cell of them: the
+    # check that `pytest --nbval-lax solutions/` makes, without running them a second time.
+    autograded = every_chapter_course / "autograded" / "full"
+    notebooks = sorted(autograded.rglob("*.ipynb"))
+    assert [p.relative_to(autograded) for p in notebooks] == sorted(p.relative_to(SOLUTIONS) for p in SOLUTIONS.glob("*/*.ipynb"))
+    for path in notebooks:
+        cells = nbformat.read(path, as_version=4).cells
+        assert any(cell.get("outputs") for cell in cells), f"{path.relative_to(autograded)} was not run"
+        for index, cell in enumerate(cells):
+            for output in cell.get("outputs", []):
+                assert output.output_type != "error", (
+                    f"{path.relative_to(autograded)}, cell {index}: {output.ename}: {output.evalue}"
+                )
