@@ -30,6 +30,7 @@ from autograder.grade import Submission, discover, grade_submission
 from autograder.results import SubmissionResult, read_submission, write_submission
 from autograder.sandbox import Limits, code_folders, missing_protections
 from autograder.signing import ForgedResults, check_key_folder, load_key
+from autograder.uses import USES
 from autograder.written import WRITTEN_PARTS, apply_scores
 
 
@@ -68,7 +69,7 @@ def fingerprint(submission: Submission, hidden_dir: Path, limits: Limits) -> str
     digest = hashlib.sha256(json.dumps([settings, missing_protections()], sort_keys=True).encode())
     digest.update(_grader_code())
     folder = Path(hidden_dir) / submission.assignment
-    tests = sorted([*folder.rglob("*.py"), *folder.glob(WRITTEN_PARTS)])
+    tests = sorted([*folder.rglob("*.py"), *folder.glob(WRITTEN_PARTS), *folder.glob(USES)])
     for path in [*tests, *(submission.notebooks[name] for name in sorted(submission.notebooks))]:
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()

@@ -19,9 +19,10 @@ from pathlib import Path
 from autograder.export import ExportError, export_notebook
 from autograder.paths import exercises_of, hidden_test_file
 from autograder.pytest_plugin import shorten
-from autograder.results import GradedTest, SubmissionResult
+from autograder.results import PASSED, GradedTest, SubmissionResult
 from autograder.runner import planned_tests, run_in_subprocess
 from autograder.sandbox import Limits
+from autograder.uses import Used, substitution_message, used_by
 from autograder.written import grade_written, written_parts
 
 NOT_SUBMITTED = "was not submitted"  # after the notebook's name, in a submission's messages
@@ -89,15 +90,26 @@ def grade_submission(
             result.messages.append(f"{exercise}.ipynb is not an exercise of {submission.assignment}; it was not graded")
     written = written_parts(submission.assignment, hidden_dir)
     deadline = time.monotonic() + limits.submission_seconds
-    for exercise in expected:
+    uses = {exercise: used_by(submission.assignment, exercise, hidden_dir) for exercise in expected}
+    # A notebook that others build on is graded first: its verdicts decide whose code they import.
+    for exercise in sorted(expected, key=lambda e: bool(uses[e])):
         notebook = submission.notebooks.get(exercise)
         test_file = hidden_test_file(submission.assignment, exercise, hidden_dir)
         started = time.monotonic()
         remaining = deadline - started
         if remaining > 0:
-            tests, problems = _grade_notebook(
-                notebook, exercise, test_file, replace(limits, notebook_seconds=min(limits.notebook_seconds, remaining))
-            )
+            notebook_limits = replace(limits, notebook_seconds=min(limits.notebook_seconds, remaining))
+            dependencies = []
+            for used in uses[exercise]:
+                failed = _failed_tests(used, submission, result, hidden_dir, notebook_limits)
+                if failed == []:
+                    dependencies.append(submission.notebooks[used.exercise])
+                else:
+                    dependencies.append(used.reference())
+                    if notebook is not None:
+                        result.references.append(str(used))
+                        result.messages.append(substitution_message(exercise, used, failed))
+            tests, problems = _grade_notebook(notebook, exercise, test_file, notebook_limits, dependencies)
             if notebook is not None:
                 result.seconds[exercise] = round(time.monotonic() - started, 2)
         else:
@@ -110,14 +122,31 @@ def grade_submission(
     return result
 
 
-def _grade_notebook(notebook: Path | None, exercise: str, test_file: Path, limits: Limits) -> tuple[list[GradedTest], list[str]]:
-    """The notebook's verdicts, and what went wrong with it as a whole (one message each)."""
+def _failed_tests(used: Used, submission: Submission, result: SubmissionResult, hidden_dir: Path, limits: Limits):
+    """The parts whose tests the learner's copy of ``used`` fails (graded already in this submission); None if not submitted."""
+    if used.chapter != submission.assignment:
+        raise NotImplementedError(f"{used}: a notebook may only build on notebooks of its own chapter")
+    if used.exercise not in submission.notebooks:
+        return None
+    return [t.part for t in result.tests if t.notebook == used.exercise and t.status != PASSED]
+
+
+def _grade_notebook(
+    notebook: Path | None, exercise: str, test_file: Path, limits: Limits, dependencies: list[Path] = ()
+) -> tuple[list[GradedTest], list[str]]:
+    """The notebook's verdicts, and what went wrong with it as a whole (one message each).
+
+    ``dependencies`` are the notebooks whose code it imports (the learner's or the
+    reference, chosen by the caller): exported into its package first.
+    """
     if notebook is None:
         why = f"{exercise}.ipynb {NOT_SUBMITTED}"
         return _not_run(test_file, exercise, why), [why]
     problems: list[str] = []
     with tempfile.TemporaryDirectory(prefix="autograder-export-") as package_root:
         try:
+            for dependency in dependencies:
+                export_notebook(dependency, package_root)
             exported = export_notebook(notebook, package_root, skipped=problems)
         except ExportError as e:
             return _not_run(test_file, exercise, str(e)), [*problems, str(e)]

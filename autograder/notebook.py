@@ -10,18 +10,27 @@ part's *visible* tests against the functions the notebook has defined. In the
 instructor's source the same cell also calls ``exercise.score("part")`` inside its
 hidden-tests region: that runs every test of the part and ends the cell with the
 points earned, which nbgrader reads as the cell's partial credit.
+
+A notebook that builds on the learner's earlier notebooks calls
+``exercise.use_modules()`` in its first cell: it exports them into the learner package,
+or the course's reference where one fails its tests (see uses.py).
 """
 
 from __future__ import annotations
 
+import importlib
+import os
 import sys
 import tomllib
 from collections import Counter
+from pathlib import Path
 
-from autograder.paths import HINTS, hidden_test_file, hidden_tests_dir
+from autograder.export import export_notebook
+from autograder.paths import HINTS, PACKAGE, hidden_test_file, hidden_tests_dir
 from autograder.pytest_plugin import LearnerCode
 from autograder.results import NOT_ATTEMPTED, PASSED, GradedTest
 from autograder.runner import run_in_process
+from autograder.uses import failing_tests_in_process, package_root, used_by, why_reference
 
 
 class Exercise:
@@ -43,9 +52,47 @@ class Exercise:
         if verdicts is not None:
             print(self._check_report(part, verdicts))
 
+    def use_modules(self) -> None:
+        """Export the notebooks this one builds on into the learner package, and import it from there.
+
+        Each is your own when it passes every test of it that this installation has, else
+        the course's reference, so that a mistake there is not paid for again here. The
+        package is importable in this kernel and in what it starts (``!python -m cardfraud``).
+        """
+        root = package_root(Path.cwd())
+        for used in used_by(self.chapter, self.exercise, hidden_tests_dir()):
+            mine = used.learner_copy(Path.cwd())
+            failed = failing_tests_in_process(mine, used, hidden_test_file(used.chapter, used.exercise, hidden_tests_dir()))
+            if failed == []:
+                export_notebook(mine, root)
+                print(f"{used.module()}: your {mine.name}, exported into {root / PACKAGE}")
+            else:
+                export_notebook(used.reference(), root)
+                print(
+                    f"{used.module()}: the course's reference, because {why_reference(used, failed)}; "
+                    f"finish it and run this cell again to use your own"
+                )
+        self._import_package_from(root)
+
+    @staticmethod
+    def _import_package_from(root: Path) -> None:
+        """Import the learner package from ``root`` here, and in the processes this kernel starts."""
+        sys.path[:] = [str(root), *(p for p in sys.path if p != str(root))]
+        paths = [str(root), *(p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p != str(root))]
+        os.environ["PYTHONPATH"] = os.pathsep.join(paths)
+        for name in [m for m in sys.modules if m == PACKAGE or m.startswith(PACKAGE + ".")]:
+            del sys.modules[name]  # a module exported again since it was imported
+        importlib.invalidate_caches()
+
     def score(self, part: str) -> float:
         """Points earned on every test of the part (for nbgrader's partial credit)."""
         namespace = sys._getframe(1).f_globals
+        # Tests that run the notebook's code as a program (`python -m cardfraud`) need it on
+        # disk: nbgrader runs the submitted file, so that file is what they must find.
+        notebook = Path.cwd() / f"{self.exercise}.ipynb"
+        if used_by(self.chapter, self.exercise, hidden_tests_dir()) and notebook.exists():
+            export_notebook(notebook, package_root(Path.cwd()))
+            self._import_package_from(package_root(Path.cwd()))
         verdicts = self._run(part, namespace, visible_only=False) or []
         points = round(sum(v.score for v in verdicts), 6)
         print(f"{part}: {points:g} of {sum(v.max_score for v in verdicts):g} points")

@@ -58,6 +58,8 @@ class SubmissionResult:
     messages: list[str] = field(default_factory=list)  # problems with the submission as a whole
     not_safe_for_credit: str = ""  # why, where the system lacked a protection of the sandbox: for the instructor
     seconds: dict[str, float] = field(default_factory=dict)  # grading time per notebook (exercise name)
+    # Notebooks ("chapter/exercise") whose reference code stood in for the learner's in a later notebook (uses.py).
+    references: list[str] = field(default_factory=list)
 
     @property
     def score(self) -> float:
@@ -129,6 +131,7 @@ def write_submission(result: SubmissionResult, path: Path, fingerprint: str, key
         "not_safe_for_credit": result.not_safe_for_credit,
         "tests": [asdict(test) for test in result.tests],
         "seconds": result.seconds,
+        "references": result.references,
     }
     payload["extra_data"]["signature"] = sign(payload, key)
     write_atomically(path, json.dumps(payload, indent=2) + "\n")
@@ -168,7 +171,13 @@ def read_signed(path: Path, key: bytes) -> tuple[str, SubmissionResult]:
     check(payload, signature, key)  # from here on, the file is as this grader wrote it
     tests = [GradedTest(**test) for test in extra["tests"]]
     result = SubmissionResult(
-        extra["student"], extra["assignment"], tests, list(extra["messages"]), extra["not_safe_for_credit"], extra["seconds"]
+        extra["student"],
+        extra["assignment"],
+        tests,
+        list(extra["messages"]),
+        extra["not_safe_for_credit"],
+        extra["seconds"],
+        list(extra["references"]),
     )
     return extra["fingerprint"], result
 
@@ -249,6 +258,7 @@ CSV_COLUMNS = [
     "manual_max_score",
     "manual_pending",
     "messages",
+    "reference_code_used",
     "safe_for_credit",
 ]
 
@@ -261,7 +271,19 @@ def write_csv(results: list[SubmissionResult], path: Path) -> None:
     for r in results:
         safe = f"no: {r.not_safe_for_credit}" if r.not_safe_for_credit else "yes"
         automatic, manual = [r.automatic_score, r.automatic_max_score], [r.manual_score, r.manual_max_score, len(r.pending)]
-        writer.writerow([r.student, r.assignment, r.score, r.max_score, *automatic, *manual, " | ".join(r.messages), safe])
+        writer.writerow(
+            [
+                r.student,
+                r.assignment,
+                r.score,
+                r.max_score,
+                *automatic,
+                *manual,
+                " | ".join(r.messages),
+                " ".join(r.references),
+                safe,
+            ]
+        )
     write_atomically(path, sheet.getvalue())
 
 

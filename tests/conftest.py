@@ -3,17 +3,22 @@
 The graded classes are built and graded once per session: every chapter's full,
 untouched and partial learners in one submitted/ tree, graded once by our grader and
 once by ``nbgrader autograde``, and shared by every test that needs a chapter graded.
+nbgrader's autograde is the suite's longest step (it runs every solution notebook), so
+it starts in the background as soon as the tests are collected, while the other tests
+use the machine's second core, and the tests that compare with it wait for it.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
 import pytest
-from nbgrader.api import Gradebook
 
 from autograder.batch import grade_class
 from autograder.paths import ROOT, hidden_tests_dir
@@ -27,7 +32,6 @@ from tests.helpers import (
     CHROMEDRIVER,
     CHROMIUM,
     INSTALL,
-    nbgrader,
     write_class,
     write_numbers_course,
 )
@@ -50,12 +54,45 @@ def pytest_collection_modifyitems(config, items):
 
     # Browser tests have a lane of their own (after the book build), outside `make check` too.
     _marked_slow.update(item.nodeid for item in items if "slow" in item.keywords or "browser" in item.keywords)
+    # The tests that wait for nbgrader's background autograde go last, so that the others run meanwhile.
+    items.sort(key=lambda item: "nbgrader_points" in getattr(item, "fixturenames", ()))
     if torch.cuda.is_available():
         return
     no_gpu = pytest.mark.skip(reason="needs a CUDA device; this machine has none")
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(no_gpu)
+
+
+def pytest_collection_finish(session):
+    if any("nbgrader_points" in getattr(item, "fixturenames", ()) for item in session.items):
+        config = session.config
+        course = _every_chapter_course(config)
+        autograde = subprocess.Popen(
+            [sys.executable, "-m", "tests.autograde_class", str(course)],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        config.add_cleanup(autograde.kill)  # a run stopped early does not leave nbgrader running
+        config.stash[_AUTOGRADE] = autograde
+
+
+def _every_chapter_course(config) -> Path:
+    """An nbgrader course folder whose submitted/ holds every chapter's full, untouched and partial learners (made once)."""
+    if _COURSE not in config.stash:
+        course = Path(tempfile.mkdtemp(prefix="autograder-course-"))
+        config.add_cleanup(lambda: shutil.rmtree(course, ignore_errors=True))
+        shutil.copy(ROOT / "nbgrader_config.py", course)
+        shutil.copytree(ROOT / "solutions", course / "solutions")
+        write_class(course / "submitted", CHAPTERS)
+        config.stash[_COURSE] = course
+    return config.stash[_COURSE]
+
+
+_COURSE = pytest.StashKey[Path]()
+_AUTOGRADE = pytest.StashKey[subprocess.Popen]()
 
 
 def pytest_runtest_logreport(report):
@@ -84,13 +121,9 @@ def class_of_three(tmp_path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def every_chapter_course(tmp_path_factory) -> Path:
+def every_chapter_course(request) -> Path:
     """An nbgrader course folder whose submitted/ holds every chapter's full, untouched and partial learners."""
-    course = tmp_path_factory.mktemp("course")
-    shutil.copy(ROOT / "nbgrader_config.py", course)
-    shutil.copytree(ROOT / "solutions", course / "solutions")
-    write_class(course / "submitted", CHAPTERS)
-    return course
+    return _every_chapter_course(request.config)
 
 
 @pytest.fixture(scope="session")
@@ -104,20 +137,16 @@ def graded(every_chapter_course) -> dict[tuple[str, str], SubmissionResult]:
 
 
 @pytest.fixture(scope="session")
-def nbgrader_points(every_chapter_course) -> dict[tuple[str, str], dict[tuple[str, str], float]]:
-    """nbgrader's points for the same class by (student, chapter), then (notebook, cell): one autograde for all chapters."""
-    for chapter in CHAPTERS:
-        nbgrader(every_chapter_course, "generate_assignment", chapter.name, "--force")
-    nbgrader(every_chapter_course, "autograde", "*", "--force")
-    points = {}
-    with Gradebook(f"sqlite:///{every_chapter_course / 'gradebook.db'}") as gradebook:
-        for chapter in CHAPTERS:
-            for student in ("full", "zero", "partial"):
-                points[student, chapter.name] = {
-                    (notebook, cell.name): gradebook.find_grade(cell.name, notebook, chapter.name, student).score
-                    for notebook in chapter.exercises
-                    for cell in gradebook.find_notebook(notebook, chapter.name).grade_cells
-                }
+def nbgrader_points(request) -> dict[tuple[str, str], dict[tuple[str, str], float]]:
+    """nbgrader's points for that class by (student, chapter), then (notebook, cell), from the autograde
+    started when the tests were collected."""
+    autograde = request.config.stash[_AUTOGRADE]
+    out, err = autograde.communicate()
+    assert autograde.returncode == 0, f"nbgrader's autograde of the class failed:\n{err}"
+    points: dict = {}
+    for line in out.splitlines():
+        student, chapter, notebook, cell, score = json.loads(line)
+        points.setdefault((student, chapter), {})[notebook, cell] = score
     return points
 
 

@@ -138,6 +138,18 @@ def partial_decisions() -> nbformat.NotebookNode:
     return partial
 
 
+def partial_config_and_registry() -> nbformat.NotebookNode:
+    """Three parts answered, one with a typical mistake: an override reads any text as true for a bool."""
+    partial = with_reference_answers("config_and_registry", ("load_config", "apply_override", "registry"), "structured_code")
+    override = answer_cell(partial, "apply_override_answer")
+    override.source = override.source.replace(
+        'if kind is bool:\n            if text.lower() not in ("true", "false"):\n                raise ValueError(text)\n'
+        '            value = text.lower() == "true"\n        else:\n            value = kind(text)',
+        "value = kind(text)",
+    )
+    return partial
+
+
 @dataclass(frozen=True)
 class Chapter:
     """A graded chapter as the suite grades it: adding a chapter to the course is one row of CHAPTERS."""
@@ -149,6 +161,9 @@ class Chapter:
     partial: Callable[[], nbformat.NotebookNode]
     partial_points: dict[tuple[str, str], float]  # (notebook, part) -> points: every part of the chapter
     written_points: float = 0  # written answers that people grade: pending, so not in full_points
+    # Notebooks the partial learner hands in solved (the others untouched): one that builds on the
+    # partial notebook then shows that a mistake there is not paid for again (autograder/uses.py).
+    partial_solved: tuple[str, ...] = ()
 
 
 CHAPTERS = [
@@ -233,6 +248,25 @@ CHAPTERS = [
         },
         written_points=4,
     ),
+    Chapter(
+        "structured_code",
+        ("config_and_registry", "command_line"),
+        24,
+        "config_and_registry",
+        partial_config_and_registry,
+        {
+            ("config_and_registry", "load_config"): 3.0,
+            ("config_and_registry", "apply_override"): 1.0,
+            ("config_and_registry", "registry"): 3.0,
+            ("config_and_registry", "compare_runs"): 0.0,
+            # Full marks on the reference's cardfraud.experiment, which stands in for the broken one.
+            ("command_line", "dump_config"): 3.0,
+            ("command_line", "fingerprint"): 3.0,
+            ("command_line", "build_parser"): 2.0,
+            ("command_line", "main"): 4.0,
+        },
+        partial_solved=("command_line",),
+    ),
 ]
 BY_NAME = {chapter.name: chapter for chapter in CHAPTERS}
 
@@ -241,14 +275,15 @@ def write_class(submitted: Path, chapters: list[Chapter]) -> Path:
     """An nbgrader submitted/ tree of three learners, each handing in every chapter of ``chapters``.
 
     ``full`` hands in the solutions, ``zero`` the untouched exercises, and ``partial`` the
-    chapter's partial notebook with its other exercises untouched.
+    chapter's partial notebook with its other exercises untouched (or solved: ``partial_solved``).
     """
     for chapter in chapters:
         for exercise in chapter.exercises:
             shutil.copy(SOLUTIONS / chapter.name / f"{exercise}.ipynb", mkdir(submitted / "full" / chapter.name))
             shutil.copy(EXERCISES / chapter.name / f"{exercise}.ipynb", mkdir(submitted / "zero" / chapter.name))
             if exercise != chapter.partial_exercise:
-                shutil.copy(EXERCISES / chapter.name / f"{exercise}.ipynb", mkdir(submitted / "partial" / chapter.name))
+                folder = SOLUTIONS if exercise in chapter.partial_solved else EXERCISES
+                shutil.copy(folder / chapter.name / f"{exercise}.ipynb", mkdir(submitted / "partial" / chapter.name))
         write(chapter.partial(), submitted / "partial" / chapter.name / f"{chapter.partial_exercise}.ipynb")
     return submitted
 

@@ -1,0 +1,138 @@
+"""The structured-code chapter: each typical mistake loses exactly its points, and a visible test catches it;
+a broken notebook is not paid for again in the notebook that builds on it."""
+
+import csv
+
+import pytest
+
+from autograder.results import write_csv
+from tests.helpers import BY_NAME, typical_mistakes_tests
+
+CHAPTER = "structured_code"
+
+# student: (exercise, part, (old, new) text edits, the tests that must fail, by description start).
+# Each mistake is one that the chapter's lessons or hints warn about, and a visible test catches it.
+MISTAKES = {
+    "config_ignores_a_misspelt_key": (
+        "config_and_registry",
+        "load_config",
+        [("raise ConfigError(f\"unknown key {name}.{key}; [{name}] has {', '.join(keys)}\")", "continue")],
+        ["Refuses a misspelt key"],
+    ),
+    "config_takes_a_bool_for_an_int": (
+        "config_and_registry",
+        "load_config",
+        [("if type(value) is not kind:", "if not isinstance(value, kind):")],
+        ["Refuses a misspelt key"],
+    ),
+    "override_reads_any_text_as_true": (
+        "config_and_registry",
+        "apply_override",
+        [
+            (
+                "if kind is bool:\n"
+                '            if text.lower() not in ("true", "false"):\n'
+                "                raise ValueError(text)\n"
+                '            value = text.lower() == "true"\n'
+                "        else:\n"
+                "            value = kind(text)",
+                "value = kind(text)",
+            )
+        ],
+        ["Reads the value as the key's type", "Accepts true/false in any case"],
+    ),
+    "registry_entries_in_the_class": (
+        "config_and_registry",
+        "registry",
+        [
+            ("self._entries: dict[str, object] = {}", "self._entries = Registry.shared"),
+            (
+                'by name, so that a config can name them."""',
+                'by name, so that a config can name them."""\n\n    shared: dict = {}',
+            ),
+        ],
+        ["An unknown name raises ConfigError", "Refuses a second component"],
+    ),
+    "compare_on_the_means_alone": (
+        "config_and_registry",
+        "compare_runs",
+        [("if abs(difference) > 2 * stderr:", "if difference != 0:")],
+        ["Picks the config whose mean is lower"],
+    ),
+    "compare_with_the_population_variance": (
+        "config_and_registry",
+        "compare_runs",
+        [("math.sqrt(x.var(ddof=1) / len(x) + y.var(ddof=1) / len(y))", "math.sqrt(x.var() / len(x) + y.var() / len(y))")],
+        ["Picks the config whose mean is lower", "Uses each config's own variance"],
+    ),
+    "dump_writes_python_bools": (
+        "command_line",
+        "dump_config",
+        [
+            (
+                "if isinstance(value, bool):  # before int: a bool is an int in Python, not in TOML\n"
+                '                text = "true" if value else "false"\n'
+                "            elif isinstance(value, str):",
+                "if isinstance(value, str):",
+            )
+        ],
+        # Its run folders then hold a config.toml that no TOML reader accepts: main loses two tests too.
+        ["Writes every section", "Escapes backslashes", "Keeps small", "main(['train'", "`python -m cardfraud train` from"],
+    ),
+    "dump_rounds_floats": (
+        "command_line",
+        "dump_config",
+        [("text = repr(value)", 'text = f"{value:g}"')],
+        ["Writes every section", "Keeps small"],
+    ),
+    "fingerprint_of_contents_only": (
+        "command_line",
+        "fingerprint",
+        [("for part in (path.relative_to(folder).as_posix().encode(), path.read_bytes()):", "for part in (path.read_bytes(),):")],
+        ["Changes when a file is renamed"],
+    ),
+    "fingerprint_without_boundaries": (
+        "command_line",
+        "fingerprint",
+        [('digest.update(len(part).to_bytes(8, "big"))  # the length first: no two files read as one\n', "")],
+        ["Tells apart files"],
+    ),
+    "help_without_exit_codes": (
+        "command_line",
+        "build_parser",
+        [
+            (
+                'its record in a new run folder under --runs.",\n        epilog=EXIT_CODES,',
+                'its record in a new run folder under --runs.",',
+            )
+        ],
+        ["`--help` of the program"],
+    ),
+    "configuration_errors_crash": (
+        "command_line",
+        "main",
+        [('    except ConfigError as e:\n        print(f"cardfraud: error: {e}", file=sys.stderr)\n        return 2\n', "")],
+        ["An unknown model returns 2", "`python -m cardfraud` exits 2"],
+    ),
+}
+
+
+graded_mistakes, test_a_typical_mistake_loses_exactly_its_points = typical_mistakes_tests(CHAPTER, MISTAKES)
+
+
+@pytest.mark.slow
+def test_a_broken_notebook_is_not_paid_for_again_where_another_builds_on_it(graded, tmp_path):
+    "Is command_line graded with the reference cardfraud.experiment where config_and_registry fails, and does everyone see it?"
+    # The class's partial learner hands in a config_and_registry with a mistake and a solved command_line.
+    partial, full = graded["partial", CHAPTER], graded["full", CHAPTER]
+    command_line = {part: points for (notebook, part), points in partial.part_scores().items() if notebook == "command_line"}
+    assert command_line == {
+        part: points for (notebook, part), points in BY_NAME[CHAPTER].partial_points.items() if notebook == "command_line"
+    }
+    assert sum(command_line.values()) == 12, "command_line should earn full marks on its own code"
+    assert partial.references == ["structured_code/config_and_registry"] and full.references == []
+    assert any("reference cardfraud.experiment" in m and "apply_override" in m for m in partial.messages), partial.messages
+    write_csv([partial, full], tmp_path / "grades.csv")
+    rows = {row["student"]: row for row in csv.DictReader((tmp_path / "grades.csv").read_text().splitlines())}
+    assert rows["partial"]["reference_code_used"] == "structured_code/config_and_registry"
+    assert rows["full"]["reference_code_used"] == ""
