@@ -62,15 +62,22 @@ class Exercise:
         root = package_root(Path.cwd())
         for used in used_by(self.chapter, self.exercise, hidden_tests_dir()):
             mine = used.learner_copy(Path.cwd())
+            missing = f"is not in {mine.parent}"
             failed = failing_tests_in_process(mine, used, hidden_test_file(used.chapter, used.exercise, hidden_tests_dir()))
             if failed == []:
                 export_notebook(mine, root)
-                print(f"{used.module()}: your {mine.name}, exported into {root / PACKAGE}")
-            else:
+                print(f"{used.module(mine)}: your {mine.name}, exported into {root / PACKAGE}")
+            elif used.reference().exists():
                 export_notebook(used.reference(), root)
                 print(
-                    f"{used.module()}: the course's reference, because {why_reference(used, failed)}; "
+                    f"{used.module()}: the course's reference, because {why_reference(used, failed, missing)}; "
                     f"finish it and run this cell again to use your own"
+                )
+            else:  # an installed course (Colab) has no reference solutions
+                print(
+                    f"This notebook imports the code of {used}.ipynb, but {why_reference(used, failed, missing)}, and this "
+                    f"installation has no reference to use instead: put your finished {used.exercise}.ipynb in "
+                    f"{mine.parent} and run this cell again"
                 )
         self._import_package_from(root)
 

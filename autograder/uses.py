@@ -51,10 +51,10 @@ class Used:
     def reference(self) -> Path:
         return SOLUTIONS / self.chapter / f"{self.exercise}.ipynb"
 
-    def module(self) -> str:
-        """The module it exports to, e.g. ``cardfraud.experiment``."""
-        reference = self.reference()
-        return f"{PACKAGE}.{module_name(read_notebook(reference), reference)}"
+    def module(self, notebook: Path | None = None) -> str:
+        """The module that it (the reference, or the learner's ``notebook``) exports to, e.g. ``cardfraud.experiment``."""
+        notebook = notebook or self.reference()
+        return f"{PACKAGE}.{module_name(read_notebook(notebook), notebook)}"
 
 
 def used_by(chapter: str, exercise: str, hidden_dir: Path) -> list[Used]:
@@ -72,10 +72,10 @@ def package_root(notebook_folder: Path) -> Path:
     return Path(notebook_folder).resolve().parent
 
 
-def why_reference(used: Used, failed: list[str] | None) -> str:
-    """Why the reference stands in for the learner's notebook: not handed in, or the parts whose tests it fails."""
+def why_reference(used: Used, failed: list[str] | None, missing: str = "was not submitted") -> str:
+    """Why the reference stands in for the learner's notebook: ``missing``, or the parts whose tests it fails."""
     if failed is None:
-        return f"{used.exercise}.ipynb was not handed in with it"
+        return f"{used.exercise}.ipynb {missing}"
     parts = list(dict.fromkeys(failed))
     listed = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + f" and {parts[-1]}"
     return f"your {used.exercise}.ipynb does not yet pass every test of {listed}"

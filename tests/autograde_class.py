@@ -1,4 +1,4 @@
-"""nbgrader's autograde of a class, as a process of its own: ``python -m tests.autograde_class COURSE``.
+"""nbgrader's autograde of a class, as a process of its own: ``python -m tests.autograde_class COURSE CHAPTER...``.
 
 The suite starts it in the background as soon as its tests are collected (tests/conftest.py):
 it runs every chapter's solutions, which is the suite's longest step, while the other tests use
@@ -13,17 +13,17 @@ from pathlib import Path
 
 from nbgrader.api import Gradebook
 
-from tests.helpers import CHAPTERS, nbgrader
+from tests.helpers import BY_NAME, nbgrader
 
 STUDENTS = ("full", "zero", "partial")
 
 
-def autograde(course: Path) -> None:
-    for chapter in CHAPTERS:
-        nbgrader(course, "generate_assignment", chapter.name, "--force")
+def autograde(course: Path, chapters: list[str]) -> None:
+    for name in chapters:
+        nbgrader(course, "generate_assignment", name, "--force")
     nbgrader(course, "autograde", "*", "--force")
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
-        for chapter in CHAPTERS:
+        for chapter in (BY_NAME[name] for name in chapters):
             for student in STUDENTS:
                 for notebook in chapter.exercises:
                     for cell in gradebook.find_notebook(notebook, chapter.name).grade_cells:
@@ -32,4 +32,4 @@ def autograde(course: Path) -> None:
 
 
 if __name__ == "__main__":
-    autograde(Path(sys.argv[1]))
+    autograde(Path(sys.argv[1]), sys.argv[2:])

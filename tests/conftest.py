@@ -55,7 +55,7 @@ def pytest_collection_modifyitems(config, items):
     # Browser tests have a lane of their own (after the book build), outside `make check` too.
     _marked_slow.update(item.nodeid for item in items if "slow" in item.keywords or "browser" in item.keywords)
     # The tests that wait for nbgrader's background autograde go last, so that the others run meanwhile.
-    items.sort(key=lambda item: "nbgrader_points" in getattr(item, "fixturenames", ()))
+    items.sort(key=lambda item: "nbgrader_courses" in getattr(item, "fixturenames", ()))
     if torch.cuda.is_available():
         return
     no_gpu = pytest.mark.skip(reason="needs a CUDA device; this machine has none")
@@ -65,22 +65,37 @@ def pytest_collection_modifyitems(config, items):
 
 
 def pytest_collection_finish(session):
-    if any("nbgrader_points" in getattr(item, "fixturenames", ()) for item in session.items):
+    if any("nbgrader_courses" in getattr(item, "fixturenames", ()) for item in session.items):
         config = session.config
-        course = _every_chapter_course(config)
-        autograde = subprocess.Popen(
-            [sys.executable, "-m", "tests.autograde_class", str(course)],
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        config.add_cleanup(autograde.kill)  # a run stopped early does not leave nbgrader running
-        config.stash[_AUTOGRADE] = autograde
+        # Two autogrades side by side, each over half of the chapters in a course folder of
+        # its own (nbgrader's database is one SQLite file): nbgrader runs one kernel at a
+        # time, and the machine's second core would otherwise wait.
+        for chapters in NBGRADER_HALVES:
+            course = Path(tempfile.mkdtemp(prefix="autograder-nbgrader-"))
+            config.add_cleanup(lambda course=course: shutil.rmtree(course, ignore_errors=True))
+            shutil.copy(ROOT / "nbgrader_config.py", course)
+            shutil.copytree(ROOT / "solutions", course / "solutions")
+            write_class(course / "submitted", [BY_NAME[name] for name in chapters])
+            autograde = subprocess.Popen(
+                [sys.executable, "-m", "tests.autograde_class", str(course), *chapters],
+                cwd=ROOT,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            config.add_cleanup(autograde.kill)  # a run stopped early does not leave nbgrader running
+            config.stash.setdefault(_AUTOGRADES, []).append((course, chapters, autograde))
+
+
+# Halves of about equal nbgrader time (its kernels run each notebook top to bottom).
+NBGRADER_HALVES = [
+    ("data_infrastructure", "serving", "structured_code"),
+    ("software_testing", "gpu_training", "system_design"),
+]
 
 
 def _every_chapter_course(config) -> Path:
-    """An nbgrader course folder whose submitted/ holds every chapter's full, untouched and partial learners (made once)."""
+    """A course folder whose submitted/ holds every chapter's full, untouched and partial learners (made once)."""
     if _COURSE not in config.stash:
         course = Path(tempfile.mkdtemp(prefix="autograder-course-"))
         config.add_cleanup(lambda: shutil.rmtree(course, ignore_errors=True))
@@ -92,7 +107,7 @@ def _every_chapter_course(config) -> Path:
 
 
 _COURSE = pytest.StashKey[Path]()
-_AUTOGRADE = pytest.StashKey[subprocess.Popen]()
+_AUTOGRADES = pytest.StashKey[list]()
 
 
 def pytest_runtest_logreport(report):
@@ -137,16 +152,25 @@ def graded(every_chapter_course) -> dict[tuple[str, str], SubmissionResult]:
 
 
 @pytest.fixture(scope="session")
-def nbgrader_points(request) -> dict[tuple[str, str], dict[tuple[str, str], float]]:
-    """nbgrader's points for that class by (student, chapter), then (notebook, cell), from the autograde
-    started when the tests were collected."""
-    autograde = request.config.stash[_AUTOGRADE]
-    out, err = autograde.communicate()
-    assert autograde.returncode == 0, f"nbgrader's autograde of the class failed:\n{err}"
+def nbgrader_courses(request) -> dict[str, Path]:
+    """The nbgrader course folder of each chapter, once the autogrades started at collection have finished."""
+    courses = {}
+    for course, chapters, autograde in request.config.stash[_AUTOGRADES]:
+        out, err = autograde.communicate()
+        assert autograde.returncode == 0, f"nbgrader's autograde of {', '.join(chapters)} failed:\n{err}"
+        (course / "points.jsonl").write_text(out)
+        courses.update(dict.fromkeys(chapters, course))
+    return courses
+
+
+@pytest.fixture(scope="session")
+def nbgrader_points(nbgrader_courses) -> dict[tuple[str, str], dict[tuple[str, str], float]]:
+    """nbgrader's points for the class by (student, chapter), then (notebook, cell)."""
     points: dict = {}
-    for line in out.splitlines():
-        student, chapter, notebook, cell, score = json.loads(line)
-        points.setdefault((student, chapter), {})[notebook, cell] = score
+    for course in set(nbgrader_courses.values()):
+        for line in (course / "points.jsonl").read_text().splitlines():
+            student, chapter, notebook, cell, score = json.loads(line)
+            points.setdefault((student, chapter), {})[notebook, cell] = score
     return points
 
 

@@ -29,11 +29,13 @@ def test_autograde_and_grade_agree(chapter, graded, nbgrader_points):
     assert graded["zero", chapter.name].score == 0
 
 
-def test_points_people_give_in_nbgrader_reach_the_results_and_the_class_sheet(every_chapter_course, graded, tmp_path):
+def test_points_people_give_in_nbgrader_reach_the_results_and_the_class_sheet(
+    every_chapter_course, graded, nbgrader_courses, tmp_path
+):
     "Given nbgrader's gradebook with a person's points for a design document, do results.json and the CSV hold them?"
     design = BY_NAME["system_design"]
     gradebook, out, sheet = tmp_path / "gradebook.db", tmp_path / "graded", tmp_path / "grades.csv"
-    shutil.copy(every_chapter_course / "gradebook.db", gradebook)  # autograded once by nbgrader_points
+    shutil.copy(nbgrader_courses[design.name] / "gradebook.db", gradebook)  # autograded once, at collection
     shutil.copytree(every_chapter_course / "graded", out)  # reused: nothing is graded again
     with Gradebook(f"sqlite:///{gradebook}") as book:
         grade = book.find_grade("design_document", "online_features", design.name, "full")
@@ -58,18 +60,16 @@ def test_points_people_give_in_nbgrader_reach_the_results_and_the_class_sheet(ev
     }
 
 
-def test_every_solution_runs_top_to_bottom_under_nbgrader(every_chapter_course, nbgrader_points):
+def test_every_solution_runs_top_to_bottom_under_nbgrader(nbgrader_courses):
     "Did every cell of every reference solution run without an error when nbgrader autograded the full learner?"
     # The full learner hands in the solutions, and nbgrader runs every cell of them: the
     # check that `pytest --nbval-lax solutions/` makes, without running them a second time.
-    autograded = every_chapter_course / "autograded" / "full"
-    notebooks = sorted(autograded.rglob("*.ipynb"))
-    assert [p.relative_to(autograded) for p in notebooks] == sorted(p.relative_to(SOLUTIONS) for p in SOLUTIONS.glob("*/*.ipynb"))
-    for path in notebooks:
+    autograded = {path.relative_to(course / "autograded" / "full"): path for course in set(nbgrader_courses.values())
+                  for path in (course / "autograded" / "full").rglob("*.ipynb")}  # fmt: skip
+    assert sorted(autograded) == sorted(p.relative_to(SOLUTIONS) for p in SOLUTIONS.glob("*/*.ipynb"))
+    for name, path in sorted(autograded.items()):
         cells = nbformat.read(path, as_version=4).cells
-        assert any(cell.get("outputs") for cell in cells), f"{path.relative_to(autograded)} was not run"
+        assert any(cell.get("outputs") for cell in cells), f"{name} was not run"
         for index, cell in enumerate(cells):
             for output in cell.get("outputs", []):
-                assert output.output_type != "error", (
-                    f"{path.relative_to(autograded)}, cell {index}: {output.ename}: {output.evalue}"
-                )
+                assert output.output_type != "error", f"{name}, cell {index}: {output.ename}: {output.evalue}"

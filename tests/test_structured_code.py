@@ -2,11 +2,17 @@
 a broken notebook is not paid for again in the notebook that builds on it."""
 
 import csv
+import os
+import shutil
+import sys
 
 import pytest
 
+from autograder.export import export_notebook
+from autograder.notebook import Exercise
+from autograder.paths import SOLUTIONS
 from autograder.results import write_csv
-from tests.helpers import BY_NAME, typical_mistakes_tests
+from tests.helpers import BY_NAME, mkdir, partial_config_and_registry, typical_mistakes_tests, write
 
 CHAPTER = "structured_code"
 
@@ -79,18 +85,6 @@ MISTAKES = {
         # Its run folders then hold a config.toml that no TOML reader accepts: main loses two tests too.
         ["Writes every section", "Escapes backslashes", "Keeps small", "main(['train'", "`python -m cardfraud train` from"],
     ),
-    "dump_rounds_floats": (
-        "command_line",
-        "dump_config",
-        [("text = repr(value)", 'text = f"{value:g}"')],
-        ["Writes every section", "Keeps small"],
-    ),
-    "fingerprint_of_contents_only": (
-        "command_line",
-        "fingerprint",
-        [("for part in (path.relative_to(folder).as_posix().encode(), path.read_bytes()):", "for part in (path.read_bytes(),):")],
-        ["Changes when a file is renamed"],
-    ),
     "fingerprint_without_boundaries": (
         "command_line",
         "fingerprint",
@@ -136,3 +130,33 @@ def test_a_broken_notebook_is_not_paid_for_again_where_another_builds_on_it(grad
     rows = {row["student"]: row for row in csv.DictReader((tmp_path / "grades.csv").read_text().splitlines())}
     assert rows["partial"]["reference_code_used"] == "structured_code/config_and_registry"
     assert rows["full"]["reference_code_used"] == ""
+
+
+@pytest.mark.parametrize("handed_in", ["solved", "with a mistake", "missing"])
+def test_the_notebook_imports_the_learners_module_or_the_reference(handed_in, tmp_path, monkeypatch, capsys):
+    "Does command_line's first cell export the learner's config_and_registry when it passes, else the reference, and say which?"
+    folder = mkdir(tmp_path / "exercises" / CHAPTER)
+    if handed_in == "solved":
+        shutil.copy(SOLUTIONS / CHAPTER / "config_and_registry.ipynb", folder)
+    elif handed_in == "with a mistake":
+        write(partial_config_and_registry(), folder / "config_and_registry.ipynb")
+    monkeypatch.chdir(folder)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.setenv("PYTHONPATH", "")
+    Exercise(f"{CHAPTER}/command_line").use_modules()
+    said = capsys.readouterr().out
+    exported = (tmp_path / "exercises" / "cardfraud" / "experiment.py").read_text()
+    reference = export_notebook(SOLUTIONS / CHAPTER / "config_and_registry.ipynb", tmp_path / "reference")[0].read_text()
+    if handed_in == "solved":
+        assert said.startswith("cardfraud.experiment: your config_and_registry.ipynb"), said
+    else:
+        assert said.startswith("cardfraud.experiment: the course's reference"), said
+        assert ("apply_override and compare_runs" in said) == (handed_in == "with a mistake"), said
+    # The learner's own export starts with the same header as the reference's: compare the code below it.
+    assert exported.partition("\n")[2] == reference.partition("\n")[2]
+    import cardfraud.experiment
+
+    assert cardfraud.experiment.__file__ == str(tmp_path / "exercises" / "cardfraud" / "experiment.py")
+    assert os.environ["PYTHONPATH"].split(os.pathsep)[0] == str(tmp_path / "exercises")
+    for name in [m for m in sys.modules if m.startswith("cardfraud")]:
+        del sys.modules[name]

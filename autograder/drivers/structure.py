@@ -68,4 +68,8 @@ def run_command(args: list[str], cwd: str, timeout: float = 50) -> tuple[int, st
     done = subprocess.run(
         [sys.executable, "-m", "cardfraud", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout
     )
+    last_line = done.stderr.strip().rpartition("\n")[2]
+    if done.returncode != 0 and last_line.startswith("NotImplementedError"):
+        # An untouched part stopped the program: the test is "not attempted", as in the worker itself.
+        raise NotImplementedError("`python -m cardfraud` stopped at a part that is not written yet")
     return done.returncode, done.stdout, done.stderr
