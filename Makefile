@@ -32,6 +32,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 install: $(VENV)/.installed
 
 book: install
+	$(PYTHON) -m booktools.prerun --jobs 2
 	$(BUILD_BOOK)
 	@echo "Open file://$(CURDIR)/_build/html/index.html in a browser."
 
@@ -55,9 +56,11 @@ check: lint
 # The browser tests drive Chromium through the site that the book build just made (and
 # through a class report), so they come last; they need Debian's chromium and
 # chromium-driver (README).
+# The lessons that measure no speed run beside the tests, into the book's execution cache
+# (booktools/prerun.py); the build then runs the lessons that measure speed, alone.
 test: lint
 	$(PYTHON) -m autograder release --check
-	$(PYTHON) -m pytest
+	$(PYTHON) -m booktools.prerun & prerun=$$!; $(PYTHON) -m pytest; tests=$$?; wait $$prerun; exit $$tests
 	$(BUILD_BOOK)
 	$(PYTHON) -m pytest -m browser tests/test_book_in_browser.py tests/test_report_in_browser.py
 

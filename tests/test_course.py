@@ -9,6 +9,7 @@ import pytest
 
 from autograder.notebook import Exercise
 from autograder.paths import EXERCISES, HINTS, SOLUTIONS, exercises_of, hidden_test_file, hidden_tests_dir
+from autograder.uses import used_by
 from autograder.written import written_parts
 from tests.helpers import CHAPTERS, hidden_test_points
 
@@ -130,3 +131,19 @@ def test_every_chapter_has_a_row_in_the_suites_table():
         assert {part for _, part in chapter.partial_points} == {
             part for e in chapter.exercises for part in hidden_test_points(hidden_test_file(chapter.name, e, HIDDEN))[0]
         } | {part.part for part in written}, chapter.name
+
+
+@pytest.mark.parametrize("path", SOLUTION_NOTEBOOKS, ids=lambda p: p.stem)
+def test_a_notebook_that_builds_on_another_declares_it_where_both_graders_read_it(path):
+    "Does a notebook call exercise.use_modules() exactly when uses.toml declares what it builds on, and do those notebooks exist?"
+    used = used_by(path.parent.name, path.stem, HIDDEN)
+    first_cells = [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"][:2]
+    calls = any("exercise.use_modules()" in source for source in first_cells)
+    # nbgrader runs the cell; our grader reads uses.toml: without both, their points could differ.
+    assert calls == bool(used), (
+        f"{path.stem}: uses.toml declares {used or 'nothing'}, the notebook's first cells {'call' if calls else 'do not call'} use_modules()"
+    )
+    for notebook in used:
+        # Same chapter: the grader grades the notebooks of one assignment together, the used one first.
+        assert notebook.chapter == path.parent.name, f"{path.stem} builds on {notebook}, a notebook of another chapter"
+        assert notebook.reference().exists() and notebook.exercise != path.stem, notebook

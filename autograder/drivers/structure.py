@@ -40,13 +40,21 @@ def call_main(main, argv: list[str]) -> tuple[int, str, str]:
     """``main(argv)`` in this process, as ``python -m cardfraud`` would run it: (exit code, standard output, standard error)."""
     import contextlib
     import io
+    import logging
 
     out, err = io.StringIO(), io.StringIO()
+    # The handler that main's logging.basicConfig adds writes to this call's stderr: removed
+    # after it, so that later logs do not land in a closed buffer (or in a notebook's cell).
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         try:
             code = main(argv)
         except SystemExit as e:  # argparse's usage errors and --help
             code = e.code
+        finally:
+            root.handlers[:] = handlers
+            root.setLevel(level)
     return code, out.getvalue(), err.getvalue()
 
 
