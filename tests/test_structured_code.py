@@ -83,7 +83,7 @@ MISTAKES = {
             )
         ],
         # Its run folders then hold a config.toml that no TOML reader accepts: main loses two tests too.
-        ["Writes every section", "Escapes backslashes", "Keeps small", "main(['train'", "`python -m cardfraud train` from"],
+        ["Writes every setting", "Escapes backslashes", "Keeps small", "main(['train'", "`python -m cardfraud train` from"],
     ),
     "fingerprint_without_boundaries": (
         "command_line",
