@@ -56,12 +56,12 @@ check: lint
 # The browser tests drive Chromium through the site that the book build just made (and
 # through a class report), so they come last; they need Debian's chromium and
 # chromium-driver (README).
-# The lessons that measure no speed run beside the tests, into the book's execution cache
-# (booktools/prerun.py), at the lowest priority: on the CPU time the tests leave idle. The
-# build then runs the lessons that measure speed, alone.
+# The lessons that measure no speed run two at a time into the book's execution cache
+# (booktools/prerun.py); the build then runs the lessons that measure speed, alone.
 test: lint
 	$(PYTHON) -m autograder release --check
-	nice -n 19 $(PYTHON) -m booktools.prerun & prerun=$$!; $(PYTHON) -m pytest; tests=$$?; wait $$prerun; exit $$tests
+	$(PYTHON) -m pytest
+	$(PYTHON) -m booktools.prerun --jobs 2
 	$(BUILD_BOOK)
 	$(PYTHON) -m pytest -m browser tests/test_book_in_browser.py tests/test_report_in_browser.py
 
