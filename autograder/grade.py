@@ -101,7 +101,7 @@ def grade_submission(
             notebook_limits = replace(limits, notebook_seconds=min(limits.notebook_seconds, remaining))
             dependencies = []
             for used in uses[exercise]:
-                failed = _failed_tests(used, submission, result, hidden_dir, notebook_limits)
+                failed = _failed_tests(used, submission, result)
                 if failed == []:
                     dependencies.append(submission.notebooks[used.exercise])
                 else:
@@ -122,7 +122,7 @@ def grade_submission(
     return result
 
 
-def _failed_tests(used: Used, submission: Submission, result: SubmissionResult, hidden_dir: Path, limits: Limits):
+def _failed_tests(used: Used, submission: Submission, result: SubmissionResult) -> list[str] | None:
     """The parts whose tests the learner's copy of ``used`` fails (graded already in this submission); None if not submitted."""
     if used.chapter != submission.assignment:
         raise NotImplementedError(f"{used}: a notebook may only build on notebooks of its own chapter")

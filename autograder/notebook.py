@@ -96,10 +96,10 @@ class Exercise:
         namespace = sys._getframe(1).f_globals
         # Tests that run the notebook's code as a program (`python -m cardfraud`) need it on
         # disk: nbgrader runs the submitted file, so that file is what they must find.
-        notebook = Path.cwd() / f"{self.exercise}.ipynb"
+        notebook, root = Path.cwd() / f"{self.exercise}.ipynb", package_root(Path.cwd())
         if used_by(self.chapter, self.exercise, hidden_tests_dir()) and notebook.exists():
-            export_notebook(notebook, package_root(Path.cwd()))
-            self._import_package_from(package_root(Path.cwd()))
+            export_notebook(notebook, root)
+            self._import_package_from(root)
         verdicts = self._run(part, namespace, visible_only=False) or []
         points = round(sum(v.score for v in verdicts), 6)
         print(f"{part}: {points:g} of {sum(v.max_score for v in verdicts):g} points")
