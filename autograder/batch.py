@@ -30,7 +30,7 @@ from autograder.grade import Submission, discover, grade_submission
 from autograder.results import SubmissionResult, read_submission, write_submission
 from autograder.sandbox import Limits, code_folders, missing_protections
 from autograder.signing import ForgedResults, check_key_folder, load_key
-from autograder.uses import USES
+from autograder.uses import USES, used_elsewhere
 from autograder.written import WRITTEN_PARTS, apply_scores
 
 
@@ -70,7 +70,13 @@ def fingerprint(submission: Submission, hidden_dir: Path, limits: Limits) -> str
     digest.update(_grader_code())
     folder = Path(hidden_dir) / submission.assignment
     tests = sorted([*folder.rglob("*.py"), *folder.glob(WRITTEN_PARTS), *folder.glob(USES)])
-    for path in [*tests, *(submission.notebooks[name] for name in sorted(submission.notebooks))]:
+    inputs = [*tests, *(submission.notebooks[name] for name in sorted(submission.notebooks))]
+    # A notebook built on other chapters' is graded again when they, or their tests, change.
+    notebooks_folder = next(iter(submission.notebooks.values())).parent
+    for used in used_elsewhere(submission.assignment, hidden_dir):
+        inputs += sorted((Path(hidden_dir) / used.chapter).rglob("*.py"))
+        inputs += [copy for copy in [used.learner_copy(notebooks_folder)] if copy.exists()]
+    for path in inputs:
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
@@ -91,7 +97,8 @@ def grade_class(
     applied to every result, fresh or reused, since they change without the notebook changing.
     """
     people_scores = people_scores or {}
-    submissions = shard_of(discover(path), shard)
+    # Chapters that build on others' notebooks last: by then those are graded, and reused.
+    submissions = sorted(shard_of(discover(path), shard), key=lambda s: bool(used_elsewhere(s.assignment, hidden_dir)))
     missing = missing_protections()
     unsafe = f"graded without {'; '.join(missing)}" if missing else ""
     if out is not None:

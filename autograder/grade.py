@@ -11,7 +11,9 @@ PATH may be a single notebook, a learner's folder, or an nbgrader ``submitted/``
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -89,8 +91,17 @@ def grade_submission(
         if expected:
             result.messages.append(f"{exercise}.ipynb is not an exercise of {submission.assignment}; it was not graded")
     written = written_parts(submission.assignment, hidden_dir)
-    deadline = time.monotonic() + limits.submission_seconds
     uses = {exercise: used_by(submission.assignment, exercise, hidden_dir) for exercise in expected}
+    # Another chapter's notebook that these build on is graded on its own, before this
+    # submission's clock starts: its time is not this submission's.
+    elsewhere = {
+        used: _failed_elsewhere(used, submission.notebooks[exercise], hidden_dir, limits)
+        for exercise in expected
+        if exercise in submission.notebooks
+        for used in uses[exercise]
+        if used.chapter != submission.assignment
+    }
+    deadline = time.monotonic() + limits.submission_seconds
     # A notebook that others build on is graded first: its verdicts decide whose code they import.
     for exercise in sorted(expected, key=lambda e: bool(uses[e])):
         notebook = submission.notebooks.get(exercise)
@@ -101,15 +112,19 @@ def grade_submission(
             notebook_limits = replace(limits, notebook_seconds=min(limits.notebook_seconds, remaining))
             dependencies = []
             for used in uses[exercise]:
-                failed = _failed_tests(used, submission, result)
+                failed = elsewhere[used] if used in elsewhere else _failed_here(used, submission, result)
                 if failed == []:
-                    dependencies.append(submission.notebooks[used.exercise])
+                    dependencies.append(
+                        used.learner_copy(notebook.parent) if used in elsewhere else submission.notebooks[used.exercise]
+                    )
                 else:
                     dependencies.append(used.reference())
                     if notebook is not None:
                         result.references.append(str(used))
                         result.messages.append(substitution_message(exercise, used, failed))
             tests, problems = _grade_notebook(notebook, exercise, test_file, notebook_limits, dependencies)
+            if notebook is not None and not uses[exercise] and notebook_limits == limits:
+                _remember(notebook, test_file, limits, (tests, problems))
             if notebook is not None:
                 result.seconds[exercise] = round(time.monotonic() - started, 2)
         else:
@@ -122,13 +137,49 @@ def grade_submission(
     return result
 
 
-def _failed_tests(used: Used, submission: Submission, result: SubmissionResult) -> list[str] | None:
-    """The parts whose tests the learner's copy of ``used`` fails (graded already in this submission); None if not submitted."""
-    if used.chapter != submission.assignment:
-        raise NotImplementedError(f"{used}: a notebook may only build on notebooks of its own chapter")
+def _failed_here(used: Used, submission: Submission, result: SubmissionResult) -> list[str] | None:
+    """The parts whose tests the learner's copy of ``used``, of this chapter, fails (graded already); None if not submitted."""
     if used.exercise not in submission.notebooks:
         return None
     return [t.part for t in result.tests if t.notebook == used.exercise and t.status != PASSED]
+
+
+def _failed_elsewhere(used: Used, notebook: Path, hidden_dir: Path, limits: Limits) -> list[str] | None:
+    """The parts whose tests the learner's copy of ``used``, of another chapter, fails; None if it is not there.
+
+    The copy sits where the learner's folders put it: beside the chapter folder of
+    ``notebook`` (``<student>/<chapter>/<exercise>.ipynb``). It is graded alone, or its
+    verdicts are taken from this process's earlier grading of the same file.
+    """
+    learner_copy = used.learner_copy(notebook.parent)
+    if not learner_copy.exists():
+        return None
+    test_file = hidden_test_file(used.chapter, used.exercise, hidden_dir)
+    tests, _ = _remembered(learner_copy, test_file, limits) or _remember(
+        learner_copy, test_file, limits, _grade_notebook(learner_copy, used.exercise, test_file, limits)
+    )
+    return [t.part for t in tests if t.status != PASSED]
+
+
+# Verdicts of notebooks graded alone in this process, by file, content and limits: a class
+# run grades a learner's data chapter once, for its own score and for the capstone's choice.
+_graded: dict[tuple, tuple[list[GradedTest], list[str]]] = {}
+_graded_lock = threading.Lock()
+
+
+def _key(notebook: Path, test_file: Path, limits: Limits) -> tuple:
+    return (str(notebook.resolve()), hashlib.sha256(notebook.read_bytes()).hexdigest(), str(test_file), limits)
+
+
+def _remembered(notebook: Path, test_file: Path, limits: Limits) -> tuple[list[GradedTest], list[str]] | None:
+    with _graded_lock:
+        return _graded.get(_key(notebook, test_file, limits))
+
+
+def _remember(notebook: Path, test_file: Path, limits: Limits, verdicts: tuple[list[GradedTest], list[str]]):
+    with _graded_lock:
+        _graded[_key(notebook, test_file, limits)] = verdicts
+    return verdicts
 
 
 def _grade_notebook(

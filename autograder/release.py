@@ -18,8 +18,8 @@ from autograder.paths import EXERCISES, ROOT, SOLUTIONS
 
 
 def chapters() -> list[str]:
-    """The assignments: one per chapter folder in solutions/."""
-    return sorted(p.name for p in SOLUTIONS.iterdir() if p.is_dir() and not p.name.startswith("."))
+    """The assignments: one per chapter folder in solutions/ (not the cardfraud/ package a solution run exports)."""
+    return sorted(p.name for p in SOLUTIONS.iterdir() if p.is_dir() and not p.name.startswith(".") and any(p.glob("*.ipynb")))
 
 
 def generate(target: Path) -> None:

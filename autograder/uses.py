@@ -67,6 +67,16 @@ def used_by(chapter: str, exercise: str, hidden_dir: Path) -> list[Used]:
     return [Used(*name.split("/", 1)) for name in names]
 
 
+def used_elsewhere(chapter: str, hidden_dir: Path) -> list[Used]:
+    """The notebooks of other chapters that any notebook of ``chapter`` builds on (the capstone's)."""
+    path = Path(hidden_dir) / chapter / USES
+    if not path.exists():
+        return []
+    with path.open("rb") as f:
+        names = {name for names in tomllib.load(f).values() for name in names}
+    return [Used(*name.split("/", 1)) for name in sorted(names) if not name.startswith(f"{chapter}/")]
+
+
 def package_root(notebook_folder: Path) -> Path:
     """Where the learner package goes: the folder that holds the chapter folders."""
     return Path(notebook_folder).resolve().parent

@@ -87,10 +87,11 @@ def pytest_collection_finish(session):
             config.stash.setdefault(_AUTOGRADES, []).append((course, chapters, autograde))
 
 
-# Halves of about equal nbgrader time (its kernels run each notebook top to bottom).
+# Halves of about equal nbgrader time (its kernels run each notebook top to bottom), each
+# autograded in this order: the capstone after the chapters whose notebooks it imports.
 NBGRADER_HALVES = [
-    ("data_infrastructure", "serving", "structured_code"),
-    ("software_testing", "gpu_training", "system_design"),
+    ("data_infrastructure", "gpu_training", "serving", "capstone"),
+    ("software_testing", "system_design", "structured_code"),
 ]
 
 

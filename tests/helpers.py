@@ -150,6 +150,14 @@ def partial_config_and_registry() -> nbformat.NotebookNode:
     return partial
 
 
+def partial_end_to_end() -> nbformat.NotebookNode:
+    """Three parts answered, one with the mistake the lesson shows: `abroad` sent as 1.0, which the strict schema refuses."""
+    partial = with_reference_answers("end_to_end", ("model_inputs", "score_with_service", "ship_decision"), "capstone")
+    score = answer_cell(partial, "score_with_service_answer")
+    score.source = score.source.replace('"abroad": bool(row.abroad)', '"abroad": float(row.abroad)')
+    return partial
+
+
 @dataclass(frozen=True)
 class Chapter:
     """A graded chapter as the suite grades it: adding a chapter to the course is one row of CHAPTERS."""
@@ -266,6 +274,21 @@ CHAPTERS = [
             ("command_line", "main"): 4.0,
         },
         partial_solved=("command_line",),
+    ),
+    # Its partial learner's data, GPU and serving notebooks are those chapters' partial ones,
+    # all failing some test: the references stand in for each (autograder/uses.py).
+    Chapter(
+        "capstone",
+        ("end_to_end",),
+        13,
+        "end_to_end",
+        partial_end_to_end,
+        {
+            ("end_to_end", "model_inputs"): 3.0,
+            ("end_to_end", "train_model"): 0.0,
+            ("end_to_end", "score_with_service"): 0.0,
+            ("end_to_end", "ship_decision"): 3.0,
+        },
     ),
 ]
 BY_NAME = {chapter.name: chapter for chapter in CHAPTERS}

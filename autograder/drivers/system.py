@@ -1,0 +1,51 @@
+"""Drivers of the capstone: run beside the learner's code, they hand the judge plain values (tensors, floats)."""
+
+from __future__ import annotations
+
+
+def trained_weights(train_model, shards, checkpoint, epochs: int, n_merchants: int, seed: int = 0) -> dict:
+    """``train_model(...)``'s weights as plain tensors, and whether it handed back a model in evaluation mode."""
+    model = train_model(shards, checkpoint, epochs, n_merchants, seed=seed)
+    return {"eval_mode": not model.training, "weights": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+
+
+def checkpoint_epoch(new_job, resume, checkpoint, n_merchants: int) -> int:
+    """The epoch a fresh job would start from after ``resume(checkpoint)``: how many epochs the checkpoint holds."""
+    model, optimizer, scheduler = new_job(n_merchants, seed=0)
+    return resume(checkpoint, model, optimizer, scheduler)
+
+
+def training_auc(train_model, auc, shards, checkpoint, epochs: int, n_merchants: int) -> float:
+    """The AUC, on the shards it was trained on, of the model that ``train_model`` returns."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    import torch
+
+    model = train_model(shards, checkpoint, epochs, n_merchants)
+    rows = pa.concat_tables(pq.read_table(path) for path in shards).to_pandas()
+    numeric = ["log_amount_vs_card_avg_30d", "log_payments_prev_1h", "abroad", "night"]
+    with torch.inference_mode():
+        logits = model(
+            torch.tensor(rows["category"].to_numpy()),
+            torch.tensor(rows[numeric].to_numpy()),
+            torch.tensor(rows["merchant"].to_numpy()),
+        )
+    return auc(rows["label"].to_numpy(), logits.numpy())
+
+
+def served_and_direct(score_with_service, bundle, rows):
+    """(what ``score_with_service`` returned, the bundle's own ``predict`` of the same rows in this process)."""
+    from casestudy.serving import CATEGORY_NAMES, load_bundle
+
+    payments = [
+        {
+            "category": CATEGORY_NAMES[int(row.category)],
+            "merchant_id": int(row.merchant),
+            "log_amount_vs_card_avg_30d": float(row.log_amount_vs_card_avg_30d),
+            "log_payments_prev_1h": float(row.log_payments_prev_1h),
+            "abroad": float(row.abroad),
+            "night": float(row.night),
+        }
+        for row in rows.itertuples()
+    ]
+    return score_with_service(bundle, rows), load_bundle(bundle).predict(payments)
