@@ -269,6 +269,10 @@ def confine(sandbox: Sandbox) -> None:
     os.environ.pop("PYTEST_ADDOPTS", None)
     for name in USER_SESSION_VARIABLES:  # where the user's agents and displays are: nothing graded code needs
         os.environ.pop(name, None)
+    # Graded code reaches only loopback, where a proxy named by the machine would send its
+    # requests for 127.0.0.1 (HTTP clients bypass a proxy only for hosts in NO_PROXY).
+    for name in [name for name in os.environ if name.lower().endswith("_proxy")]:
+        os.environ.pop(name)
     # The tests run from a copy: the submission is not told where the originals are,
     # neither by the environment nor by the grader's command line, which it inherited.
     os.environ.pop(HIDDEN_TESTS_VARIABLE, None)

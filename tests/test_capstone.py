@@ -33,6 +33,12 @@ MISTAKES = {
         ],
         ["Category as its 0-based index", "On a generated warehouse"],
     ),
+    "six_oclock_is_night": (
+        "end_to_end",
+        "model_inputs",
+        [("(hour(l.ts) < 6)::FLOAT AS night", "(hour(l.ts) <= 6)::FLOAT AS night")],
+        ["Category as its 0-based index", "On a generated warehouse"],
+    ),
     "no_history_left_null": (
         "end_to_end",
         "model_inputs",
@@ -48,7 +54,13 @@ MISTAKES = {
                 "resume(checkpoint, model, optimizer, scheduler)\n    first = 0",
             )
         ],
-        ["Train one epoch, then ask", "Called again with the same checkpoint"],
+        ["Train one epoch, then ask", "Called again once finished"],
+    ),
+    "schedule_never_stepped": (
+        "end_to_end",
+        "train_model",
+        [("        scheduler.step()\n", "")],
+        ["The trained model ranks"],
     ),
     "abroad_sent_as_a_float": (
         "end_to_end",
@@ -66,7 +78,7 @@ MISTAKES = {
         "end_to_end",
         "ship_decision",
         [("sample = rng.integers(0, len(labels), len(labels))", "sample = rng.permutation(len(labels))")],
-        ["A model clearly above the bar ships", "The interval's width"],
+        ["A model clearly above the bar ships", "The interval matches a 95%"],
     ),
 }
 

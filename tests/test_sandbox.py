@@ -402,6 +402,33 @@ def test_the_users_session_sockets_are_out_of_reach(tmp_path):
         shutil.rmtree("/run/user" if made_run_user else runtime)
 
 
+PROXIES = """
+import os
+
+import pytest
+
+@pytest.mark.graded("proxy", points=1, visible=True)
+def test_requests_to_loopback_go_straight_there(learner):
+    "Sees no proxy setting, which would send its requests for 127.0.0.1 to a host it cannot reach."
+    named = sorted(name for name in os.environ if name.lower().endswith("_proxy"))
+    assert not named, f"proxy settings reach graded code: {named}"
+"""
+
+
+def test_graded_code_sees_no_proxy_settings(tmp_path, monkeypatch):
+    "Do the grading machine's proxy settings stay out of graded code, whose only network is loopback (the capstone's service)?"
+    for name in ("HTTP_PROXY", "https_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(name, "http://proxy.invalid:3128")
+    hidden = tmp_path / "hidden" / "test_proxies.py"
+    hidden.parent.mkdir()
+    tests, probes = apart(PROXIES)
+    hidden.write_text(tests)
+    write_module(tmp_path / "pkg", probes)
+    verdicts, problem = run_in_subprocess(hidden, tmp_path / "pkg", ["cardfraud.numbers"])
+    assert problem is None
+    assert [(v.score, v.output) for v in verdicts] == [(1, "")]
+
+
 SIGNING_KEY = """
 import os
 

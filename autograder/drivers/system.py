@@ -9,10 +9,61 @@ def trained_weights(train_model, shards, checkpoint, epochs: int, n_merchants: i
     return {"eval_mode": not model.training, "weights": {k: v.detach().clone() for k, v in model.state_dict().items()}}
 
 
-def checkpoint_epoch(new_job, resume, checkpoint, n_merchants: int) -> int:
-    """The epoch a fresh job would start from after ``resume(checkpoint)``: how many epochs the checkpoint holds."""
+def checkpoint_state(new_job, resume, checkpoint, n_merchants: int) -> tuple[int, float]:
+    """(the epoch a fresh job starts from after ``resume(checkpoint)``, its learning rate then)."""
     model, optimizer, scheduler = new_job(n_merchants, seed=0)
-    return resume(checkpoint, model, optimizer, scheduler)
+    return resume(checkpoint, model, optimizer, scheduler), optimizer.param_groups[0]["lr"]
+
+
+def crashed_in_epoch(train_model, new_job, resume, shards, checkpoint: str, n_merchants: int) -> int | None:
+    """Where a job resumes after ``train_model`` crashed at the first step of its second epoch; None if it never crashed.
+
+    The crash is a ``train_step`` that raises, put in the name's place in the learner's
+    module (the prompt has ``train_model`` call ``train_step``) for the length of the call.
+    """
+    module = train_model.__globals__
+    real, steps = module["train_step"], []
+
+    def counted(*args, **kwargs):
+        steps.append(None)
+        return real(*args, **kwargs)
+
+    def crashing(*args, **kwargs):
+        if len(steps) == per_epoch:
+            raise RuntimeError("the machine was pre-empted")
+        return counted(*args, **kwargs)
+
+    try:
+        module["train_step"] = counted
+        train_model(shards, checkpoint + ".one-epoch", 1, n_merchants)
+        per_epoch = len(steps)
+        steps.clear()
+        module["train_step"] = crashing
+        try:
+            train_model(shards, checkpoint, 3, n_merchants)
+            return None
+        except RuntimeError:
+            pass
+    finally:
+        module["train_step"] = real
+    return checkpoint_state(new_job, resume, checkpoint, n_merchants)[0]
+
+
+def shuffle_seeds(train_model, shards, checkpoint: str, epochs: int, n_merchants: int) -> list:
+    """The seeds that ``train_model`` hands ``shuffled``, one call per epoch, recorded in the learner's module."""
+    module = train_model.__globals__
+    real, seeds = module["shuffled"], []
+
+    def recorded(items, buffer_size, seed=0):
+        seeds.append(seed)
+        return real(items, buffer_size, seed)
+
+    module["shuffled"] = recorded
+    try:
+        train_model(shards, checkpoint, epochs, n_merchants)
+    finally:
+        module["shuffled"] = real
+    return seeds
 
 
 def training_auc(train_model, auc, shards, checkpoint, epochs: int, n_merchants: int) -> float:
