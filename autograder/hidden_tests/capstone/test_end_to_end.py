@@ -56,8 +56,8 @@ def inputs_of(learner, con, labelled) -> pd.DataFrame:
     return frame
 
 
-def tiny(learner):
-    """Two cards, six payments, one chargeback: each feature's edge cases, small enough to check by hand."""
+def tiny_inputs(learner) -> pd.DataFrame:
+    """model_inputs of the training split of two cards' six payments: each feature's edge cases, small enough to check by hand."""
     ts = [
         datetime(2025, 3, 1, 3, 0),
         datetime(2025, 3, 1, 3, 30),
@@ -66,7 +66,7 @@ def tiny(learner):
         datetime(2025, 3, 3, 9, 0),
         datetime(2025, 3, 3, 6, 30),
     ]
-    return learner.beside(
+    con = learner.beside(
         tiny_warehouse,
         cards={"card_id": [1, 2], "home_country": ["FR", "DE"]},
         merchants={"merchant_id": [1, 2, 3], "category": ["grocery", "online_gaming", "travel"], "country": ["FR", "FR", "DE"]},
@@ -80,6 +80,8 @@ def tiny(learner):
         },
         chargebacks={"transaction_id": [2], "reported_at": [datetime(2025, 4, 2)]},
     )
+    train, _ = learner.time_split(con, datetime(2025, 5, 10), datetime(2025, 6, 1), 30)
+    return inputs_of(learner, con, train)
 
 
 # --- Part 1: model_inputs -------------------------------------------------------------------------
@@ -88,9 +90,7 @@ def tiny(learner):
 @pytest.mark.graded("model_inputs", points=1, visible=True)
 def test_each_feature_on_payments_small_enough_to_check_by_hand(learner):
     "Category as its 0-based index, merchant id, log of the amount ratio (0 without history), log(1 + payments in the hour), abroad, night, label."
-    con = tiny(learner)
-    train, _ = learner.time_split(con, datetime(2025, 5, 10), datetime(2025, 6, 1), 30)
-    got = inputs_of(learner, con, train)
+    got = tiny_inputs(learner)
     order = [1, 2, 3, 6, 5, 4]
     assert list(got["transaction_id"]) == order, (
         f"rows ordered by (ts, transaction_id), as time_split gives them: transaction ids {order}; got {list(got['transaction_id'])}"
@@ -127,9 +127,7 @@ def test_each_feature_on_payments_small_enough_to_check_by_hand(learner):
 @pytest.mark.graded("model_inputs", points=1, visible=True)
 def test_every_input_is_a_number_the_model_reads(learner):
     "Indices are integers; the features and the label are 32-bit floats, with no NULL, NaN or infinity."
-    con = tiny(learner)
-    train, _ = learner.time_split(con, datetime(2025, 5, 10), datetime(2025, 6, 1), 30)
-    got = inputs_of(learner, con, train)
+    got = tiny_inputs(learner)
     for column in ("category", "merchant"):
         assert pd.api.types.is_integer_dtype(got[column]), (
             f"{column} is an index for an embedding table: an integer, not {got[column].dtype}"
@@ -179,6 +177,11 @@ def shards(learner, warehouse, tmp_path_factory):
     return learner.cache["shards"]
 
 
+def differing(a: dict, b: dict) -> list[str]:
+    """The names of the weights that differ between two of ``trained_weights``'s results."""
+    return [name for name, w in a["weights"].items() if not bool((w == b["weights"][name]).all())]
+
+
 @pytest.mark.graded("train_model", points=1, visible=True)
 def test_the_model_learns_and_the_checkpoint_holds_every_epoch(learner, shards, tmp_path):
     "The trained model ranks the training frauds above most legitimate payments, and its checkpoint resumes after the last epoch."
@@ -202,7 +205,7 @@ def test_a_job_stopped_after_one_epoch_resumes_to_the_same_weights(learner, shar
     whole = learner.beside(trained_weights, learner.train_model, paths, str(tmp_path / "whole.pt"), 2, n_merchants)
     learner.beside(trained_weights, learner.train_model, paths, str(tmp_path / "stopped.pt"), 1, n_merchants)
     resumed = learner.beside(trained_weights, learner.train_model, paths, str(tmp_path / "stopped.pt"), 2, n_merchants)
-    differ = [name for name, w in whole["weights"].items() if not bool((w == resumed["weights"][name]).all())]
+    differ = differing(whole, resumed)
     assert not differ, (
         f"a job resumed after one epoch should end with the weights of an uninterrupted one; these differ: {', '.join(differ)} "
         "(resume from the checkpoint, start at the epoch it returns, and save after every epoch)"
@@ -216,7 +219,7 @@ def test_a_finished_job_trains_no_further_and_a_crash_loses_one_epoch_at_most(le
     paths, n_merchants = shards
     first = learner.beside(trained_weights, learner.train_model, paths, str(tmp_path / "job.pt"), 1, n_merchants)
     again = learner.beside(trained_weights, learner.train_model, paths, str(tmp_path / "job.pt"), 1, n_merchants)
-    differ = [name for name, w in first["weights"].items() if not bool((w == again["weights"][name]).all())]
+    differ = differing(first, again)
     assert not differ, (
         f"the checkpoint already holds the one epoch asked for: the weights should not change; these did: {', '.join(differ)}"
     )
@@ -237,10 +240,10 @@ def test_the_seed_decides_the_model_and_each_epoch_its_order(learner, shards, tm
         learner.beside(trained_weights, learner.train_model, paths, str(tmp_path / f"{i}.pt"), 1, n_merchants, seed)
         for i, seed in enumerate((3, 3, 4))
     ]
-    same = all(bool((w == runs[1]["weights"][k]).all()) for k, w in runs[0]["weights"].items())
-    other = all(bool((w == runs[2]["weights"][k]).all()) for k, w in runs[0]["weights"].items())
-    assert same, "two fresh jobs with seed 3 should train to the same weights: start from new_job(n_merchants, seed)"
-    assert not other, "seeds 3 and 4 gave the same weights: the seed is not used"
+    assert not differing(runs[0], runs[1]), (
+        "two fresh jobs with seed 3 should train to the same weights: start from new_job(n_merchants, seed)"
+    )
+    assert differing(runs[0], runs[2]), "seeds 3 and 4 gave the same weights: the seed is not used"
     seeds = learner.beside(shuffle_seeds, learner.train_model, paths, str(tmp_path / "order.pt"), 3, n_merchants)
     assert len(seeds) == 3 and len(set(seeds)) == 3, (
         f"three epochs should call shuffled once each, with a seed that depends on the epoch; the seeds were {seeds}"
