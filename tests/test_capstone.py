@@ -33,18 +33,6 @@ MISTAKES = {
         ],
         ["Category as its 0-based index", "On a generated warehouse"],
     ),
-    "six_oclock_is_night": (
-        "end_to_end",
-        "model_inputs",
-        [("(hour(l.ts) < 6)::FLOAT AS night", "(hour(l.ts) <= 6)::FLOAT AS night")],
-        ["Category as its 0-based index", "On a generated warehouse"],
-    ),
-    "no_history_left_null": (
-        "end_to_end",
-        "model_inputs",
-        [("coalesce(ln(f.amount_vs_card_avg_30d), 0)::FLOAT", "ln(f.amount_vs_card_avg_30d)::FLOAT")],
-        ["Category as its 0-based index", "Indices are integers", "On a generated warehouse"],
-    ),
     "resume_result_ignored": (
         "end_to_end",
         "train_model",
@@ -55,12 +43,6 @@ MISTAKES = {
             )
         ],
         ["Train one epoch, then ask", "Called again once finished"],
-    ),
-    "schedule_never_stepped": (
-        "end_to_end",
-        "train_model",
-        [("        scheduler.step()\n", "")],
-        ["The trained model ranks"],
     ),
     "abroad_sent_as_a_float": (
         "end_to_end",

@@ -244,9 +244,9 @@ def test_the_seed_decides_the_model_and_each_epoch_its_order(learner, shards, tm
         "two fresh jobs with seed 3 should train to the same weights: start from new_job(n_merchants, seed)"
     )
     assert differing(runs[0], runs[2]), "seeds 3 and 4 gave the same weights: the seed is not used"
-    seeds = learner.beside(shuffle_seeds, learner.train_model, paths, str(tmp_path / "order.pt"), 3, n_merchants)
-    assert len(seeds) == 3 and len(set(seeds)) == 3, (
-        f"three epochs should call shuffled once each, with a seed that depends on the epoch; the seeds were {seeds}"
+    seeds = learner.beside(shuffle_seeds, learner.train_model, paths, str(tmp_path / "order.pt"), 2, n_merchants)
+    assert len(seeds) == 2 and len(set(seeds)) == 2, (
+        f"two epochs should call shuffled once each, with a seed that depends on the epoch; the seeds were {seeds}"
     )
 
 
