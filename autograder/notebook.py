@@ -31,6 +31,7 @@ from autograder.pytest_plugin import LearnerCode
 from autograder.results import NOT_ATTEMPTED, PASSED, GradedTest
 from autograder.runner import run_in_process
 from autograder.uses import failing_tests_in_process, package_root, used_by, why_reference
+from autograder.visible import graded_parts
 
 
 class Exercise:
@@ -129,12 +130,12 @@ class Exercise:
         if not test_file.exists():
             print(f"No tests found for {self.chapter}/{self.exercise} (looked for {test_file}).")
             return None
-        learner = LearnerCode(namespace, "this notebook")
-        verdicts = run_in_process(test_file, learner, part=part, visible_only=visible_only)
-        if not verdicts:
-            print(f"There is no part named {part!r} in {self.chapter}/{self.exercise}; check the spelling.")
+        # Read from the file, not run: a misspelt name is answered at once, with the right ones.
+        parts = graded_parts(test_file.read_text())
+        if part not in parts:
+            print(f"There is no part named {part!r} in {self.chapter}/{self.exercise}; its parts are {', '.join(parts)}.")
             return None
-        return verdicts
+        return run_in_process(test_file, LearnerCode(namespace, "this notebook"), part=part, visible_only=visible_only)
 
     def _check_report(self, part: str, verdicts: list[GradedTest]) -> str:
         if all(v.status == NOT_ATTEMPTED for v in verdicts):

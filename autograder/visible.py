@@ -22,6 +22,18 @@ def is_hidden(node: ast.AST) -> bool:
     return False
 
 
+def graded_parts(source: str) -> list[str]:
+    """The parts that a test file grades, in order, read from its ``graded`` markers without running it."""
+    parts = []
+    for node in ast.parse(source).body:
+        for decorator in getattr(node, "decorator_list", []):
+            if isinstance(decorator, ast.Call) and ast.unparse(decorator.func).endswith("mark.graded") and decorator.args:
+                part = decorator.args[0]
+                if isinstance(part, ast.Constant) and part.value not in parts:
+                    parts.append(part.value)
+    return parts
+
+
 def keep_visible_tests(source: str) -> tuple[str, int]:
     """The source without its hidden tests, and how many were removed."""
     lines = source.splitlines(keepends=True)

@@ -39,10 +39,16 @@ def test_check_says_not_attempted(exercise, capsys):
     assert "not attempted yet" in out and "NotImplementedError" in out
 
 
-def test_check_of_unknown_part(exercise, capsys):
-    "Is a misspelt part name reported as such?"
+def test_check_of_unknown_part(exercise, capsys, monkeypatch):
+    "Is a misspelt part name reported at once, without running any test, with the names of the parts?"
+
+    def no_run(*args, **kwargs):
+        raise AssertionError("a misspelt part ran the tests")
+
+    monkeypatch.setattr("autograder.notebook.run_in_process", no_run)
     exercise.check("dubble")
-    assert "no part named 'dubble'" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "no part named 'dubble'" in out and "double" in out and "halve" in out, out
 
 
 def test_score_counts_hidden_tests_too(exercise, capsys):
