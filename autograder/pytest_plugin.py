@@ -286,7 +286,9 @@ def explain(error: BaseException, test_file: Path) -> str:
         return str(error.msg)
     if isinstance(error, pytest.skip.Exception):
         return f"skipped: {error.msg}"
-    return f"your code raised {type(error).__name__}: {error}{learner_location(error, test_file)}"
+    # The error's text is what may be long (DuckDB lists every candidate function); the
+    # learner's line after it is what they need, so it is the text that gets shortened.
+    return f"your code raised {type(error).__name__}: {shorten(str(error), 1500)}{learner_location(error, test_file)}"
 
 
 def learner_location(error: BaseException, test_file: Path | None = None) -> str:

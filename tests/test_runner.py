@@ -72,6 +72,13 @@ def test_learner_exception_points_at_their_line(hidden):
     assert "in double, line 2" in verdict.output
 
 
+def test_a_long_error_keeps_the_learners_line(hidden):
+    "Is a very long error message shortened in its middle, so that the learner's function and line stay in view?"
+    learner = namespace("def double(x):\n    raise ValueError('candidate function ' * 500)")
+    verdict = run_in_process(hidden, learner, part="double")[0]
+    assert verdict.output.endswith("more characters) (in double, line 2)"), verdict.output[-200:]
+
+
 def test_endless_loop_times_out(hidden):
     "Is a test whose code never returns stopped after the per-test limit, and the rest still graded?"
     learner = namespace("def double(x):\n    while True:\n        pass\ndef halve(x): return x / 2")
