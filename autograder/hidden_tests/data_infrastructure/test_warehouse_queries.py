@@ -86,6 +86,20 @@ def test_fraud_rate_shape(learner, con):
     assert_columns(got, ["category", "n_transactions", "n_fraud", "fraud_rate"], "fraud_rate_by_category")
     assert got["category"].is_unique, "each category should appear once"
     assert len(got) == 10, f"there are 10 merchant categories, but the result has {len(got)} rows"
+    # Three grocery payments, one of them disputed, and two fuel payments that were not.
+    small = learner.beside(
+        tiny_warehouse,
+        transactions={"transaction_id": [1, 2, 3, 4, 5], "merchant_id": [1, 1, 1, 2, 2]},
+        merchants={"merchant_id": [1, 2], "category": ["grocery", "fuel"]},
+        chargebacks={"transaction_id": [2]},
+    )
+    rows = frame_of(learner.fraud_rate_by_category(small), "fraud_rate_by_category").set_index("category")
+    counts = {category: (int(row.n_transactions), int(row.n_fraud)) for category, row in rows.iterrows()}
+    assert counts == {"grocery": (3, 1), "fuel": (2, 0)}, (
+        "3 grocery payments (1 with a chargeback) and 2 fuel payments (none) should give "
+        f"{{'grocery': (3, 1), 'fuel': (2, 0)}} as (n_transactions, n_fraud); got {counts}: a payment without a "
+        "chargeback must still count, which an inner join to chargebacks drops"
+    )
 
 
 @pytest.mark.graded("fraud_rate_by_category", points=1)
@@ -210,8 +224,16 @@ def expected_split(warehouse, train_end, test_end, maturity_days):
 
 def split_frames(learner, con, *args):
     result = learner.time_split(con, *args)
+    assert not isinstance(result, list), "time_split returned a list; return a tuple (train, test)"
     assert isinstance(result, tuple) and len(result) == 2, "time_split should return two results: (train, test)"
-    return frame_of(result[0], "time_split's train"), frame_of(result[1], "time_split's test")
+    frames = frame_of(result[0], "time_split's train"), frame_of(result[1], "time_split's test")
+    for name, frame in zip(("train", "test"), frames):
+        if "label" in frame:
+            assert pd.api.types.is_integer_dtype(frame["label"]) and not pd.api.types.is_bool_dtype(frame["label"]), (
+                f"the {name} label should be an integer, 1 for fraud and 0 otherwise, not {frame['label'].dtype}: "
+                "cast it with ::INTEGER"
+            )
+    return frames
 
 
 @pytest.mark.graded("time_split", points=1, visible=True)
