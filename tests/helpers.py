@@ -6,6 +6,7 @@ Tests import from here, never from one another; fixtures live in ``conftest.py``
 from __future__ import annotations
 
 import contextlib
+import csv
 import functools
 import http.server
 import os
@@ -25,7 +26,7 @@ import pytest
 from autograder.batch import grade_class
 from autograder.feedback import write_feedback
 from autograder.paths import EXERCISES, ROOT, SOLUTIONS, hidden_tests_dir
-from autograder.results import FAILED, PASSED, PENDING, GradedTest, SubmissionResult, write_submission
+from autograder.results import FAILED, PASSED, PENDING, GradedTest, SubmissionResult, write_csv, write_submission
 from autograder.runner import planned_tests
 from autograder.signing import load_key
 
@@ -324,6 +325,13 @@ def grade_variants(submitted: Path, chapter: str, variants: dict) -> dict[str, S
             cell.source = cell.source.replace(old, new)
         write(nb, submitted / student / chapter / f"{exercise}.ipynb")
     return {result.student: result for result in grade_class(submitted, hidden_tests_dir(), workers=2)}
+
+
+def references_in_class_sheet(results: list[SubmissionResult], folder: Path) -> dict[str, list[str]]:
+    """Each student's ``reference_code_used`` column, as the class CSV written into ``folder`` has it."""
+    write_csv(results, folder / "grades.csv")
+    rows = csv.DictReader((folder / "grades.csv").read_text().splitlines())
+    return {row["student"]: sorted(row["reference_code_used"].split()) for row in rows}
 
 
 def typical_mistakes_tests(chapter: str, mistakes: dict, caught_by_self_check: bool = True):

@@ -1,7 +1,6 @@
 """The structured-code chapter: each typical mistake loses exactly its points, and a visible test catches it;
 a broken notebook is not paid for again in the notebook that builds on it."""
 
-import csv
 import os
 import shutil
 import sys
@@ -11,8 +10,7 @@ import pytest
 from autograder.export import export_notebook
 from autograder.notebook import Exercise
 from autograder.paths import SOLUTIONS
-from autograder.results import write_csv
-from tests.helpers import BY_NAME, mkdir, partial_config_and_registry, typical_mistakes_tests, write
+from tests.helpers import BY_NAME, mkdir, partial_config_and_registry, references_in_class_sheet, typical_mistakes_tests, write
 
 CHAPTER = "structured_code"
 
@@ -126,10 +124,10 @@ def test_a_broken_notebook_is_not_paid_for_again_where_another_builds_on_it(grad
     assert sum(command_line.values()) == 12, "command_line should earn full marks on its own code"
     assert partial.references == ["structured_code/config_and_registry"] and full.references == []
     assert any("reference cardfraud.experiment" in m and "apply_override" in m for m in partial.messages), partial.messages
-    write_csv([partial, full], tmp_path / "grades.csv")
-    rows = {row["student"]: row for row in csv.DictReader((tmp_path / "grades.csv").read_text().splitlines())}
-    assert rows["partial"]["reference_code_used"] == "structured_code/config_and_registry"
-    assert rows["full"]["reference_code_used"] == ""
+    assert references_in_class_sheet([partial, full], tmp_path) == {
+        "partial": ["structured_code/config_and_registry"],
+        "full": [],
+    }
 
 
 @pytest.mark.parametrize("handed_in", ["solved", "with a mistake", "missing"])
