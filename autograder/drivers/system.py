@@ -72,13 +72,14 @@ def training_auc(train_model, auc, shards, checkpoint, epochs: int, n_merchants:
     import pyarrow.parquet as pq
     import torch
 
+    from casestudy.features import NUMERIC
+
     model = train_model(shards, checkpoint, epochs, n_merchants)
     rows = pa.concat_tables(pq.read_table(path) for path in shards).to_pandas()
-    numeric = ["log_amount_vs_card_avg_30d", "log_payments_prev_1h", "abroad", "night"]
     with torch.inference_mode():
         logits = model(
             torch.tensor(rows["category"].to_numpy()),
-            torch.tensor(rows[numeric].to_numpy()),
+            torch.tensor(rows[NUMERIC].to_numpy()),
             torch.tensor(rows["merchant"].to_numpy()),
         )
     return auc(rows["label"].to_numpy(), logits.numpy())

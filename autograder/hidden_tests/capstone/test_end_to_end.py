@@ -26,21 +26,13 @@ from autograder.drivers.system import (
     trained_weights,
     training_auc,
 )
+from casestudy.features import NUMERIC
 from casestudy.serving import example_bundle
 from casestudy.training import labelled_payments
 from casestudy.training import n_merchants as n_merchants_of
 from casestudy.warehouse import tiny_warehouse, warehouse_connection
 
-COLUMNS = [
-    "transaction_id",
-    "category",
-    "merchant",
-    "log_amount_vs_card_avg_30d",
-    "log_payments_prev_1h",
-    "abroad",
-    "night",
-    "label",
-]
+COLUMNS = ["transaction_id", "category", "merchant", *NUMERIC, "label"]
 TRAIN_END, TEST_END = datetime(2025, 5, 1), datetime(2025, 7, 1)
 
 
